@@ -1,0 +1,120 @@
+"""The codec contract: ``encode(Audio) -> Encoded`` and ``decode(Encoded) -> Audio``.
+
+An adapter declares its facts (the rates and channel counts it accepts, its
+nominal bitrate, its algorithmic latency) and reports, in every ``Encoded``,
+the exact number of bits it emitted. Bitrate is measured from those bits,
+never typed in. The pipeline resamples to a supported rate before ``encode``
+and back after ``decode``; adapters never resample, write files or change
+global state, and import heavy dependencies lazily.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any
+
+from codecbench.audio import Audio
+from codecbench.errors import CodecbenchError
+
+
+@dataclass(frozen=True)
+class Encoded:
+    """What a codec emitted for one input.
+
+    ``bits`` is the exact payload cost in bits (for bitrate accounting; what
+    counts as payload is documented per adapter). ``frames`` and
+    ``sample_rate`` describe the input the codec saw, so ``decode`` can return
+    exactly that many frames; they are bookkeeping, not counted in ``bits``.
+    """
+
+    payload: Any
+    bits: int
+    frames: int
+    sample_rate: int
+    channels: int
+    side: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if int(self.bits) < 0:
+            raise CodecbenchError(f"Encoded.bits must be >= 0, found {self.bits}")
+
+    @property
+    def kbps(self) -> float:
+        """Measured bitrate in kbit/s over the input's duration."""
+        seconds = self.frames / self.sample_rate
+        return self.bits / seconds / 1000.0 if seconds > 0 else float("nan")
+
+
+class Codec(ABC):
+    """Base of every codec adapter.
+
+    Subclasses set the class attributes below (or override the properties)
+    and implement ``encode`` and ``decode``. ``version`` is the adapter's own
+    version: bump it whenever its output for the same input can change, so
+    cached reconstructions are not reused.
+    """
+
+    #: adapter version, part of the fingerprint (cache key and provenance).
+    version: str = "1"
+    #: sample rates (Hz) the codec accepts; ``None`` = any rate.
+    sample_rates: tuple[int, ...] | None = None
+    #: channel counts the codec accepts; ``None`` = any.
+    channel_counts: tuple[int, ...] | None = None
+    #: declared bitrate in kbit/s (``None`` for variable or lossless codecs).
+    nominal_kbps: float | None = None
+    #: codec family, e.g. "opus", "identity", "encodec".
+    family: str = "unknown"
+    #: True when decode(encode(x)) must equal x sample for sample.
+    lossless: bool = False
+
+    @abstractmethod
+    def encode(self, audio: Audio) -> Encoded:
+        """Compress ``audio`` (at a supported rate and channel count)."""
+
+    @abstractmethod
+    def decode(self, encoded: Encoded) -> Audio:
+        """Reconstruct audio of ``encoded.frames`` frames at ``encoded.sample_rate``."""
+
+    def params(self) -> dict:
+        """Constructor parameters that change the output (JSON-serialisable)."""
+        return {}
+
+    def weights_hash(self) -> str | None:
+        """Hash of model weights, for neural codecs; ``None`` when there are none."""
+        return None
+
+    def facts(self) -> dict:
+        """Declared facts, recorded in run.json and summary.json."""
+        return {
+            "adapter": f"{type(self).__module__}.{type(self).__qualname__}",
+            "adapter_version": self.version,
+            "family": self.family,
+            "sample_rates": list(self.sample_rates) if self.sample_rates else None,
+            "channel_counts": list(self.channel_counts) if self.channel_counts else None,
+            "nominal_kbps": self.nominal_kbps,
+            "lossless": self.lossless,
+            "params": self.params(),
+            "weights_hash": self.weights_hash(),
+        }
+
+    def fingerprint(self) -> str:
+        """sha256 over adapter, version, parameters and weights: the cache key's codec half."""
+        blob = json.dumps(self.facts(), sort_keys=True, default=str)
+        return hashlib.sha256(blob.encode()).hexdigest()
+
+    def choose_rate(self, sample_rate: int) -> int:
+        """The supported rate to code ``sample_rate`` audio at.
+
+        The input rate when supported; else the lowest supported rate above it
+        (no information is thrown away); else the highest supported rate.
+        """
+        if not self.sample_rates or sample_rate in self.sample_rates:
+            return sample_rate
+        above = [r for r in self.sample_rates if r > sample_rate]
+        return min(above) if above else max(self.sample_rates)
+
+    def accepts_channels(self, channels: int) -> bool:
+        return not self.channel_counts or channels in self.channel_counts

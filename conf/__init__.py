@@ -1,0 +1,1 @@
+"""Hydra configuration shipped with codecbench (config groups codec/, dataset/, task/, paths/)."""

@@ -1,0 +1,1 @@
+"""Leaderboard: submission schema, validation, static site and the regression gate (later issues)."""

@@ -1,0 +1,149 @@
+"""The task contract.
+
+A task scores one item from ``(reference Audio, reconstruction Audio, Item)``
+into a :class:`TaskRow` (metric values plus per-metric failures with their
+reasons) and aggregates rows into a summary. Each metric declares what it
+measures (:class:`Metric`): unit, range, direction, the domains it applies
+to, the sample rate it is computed at and the exact evaluator.
+
+A metric that fails on an item is recorded as a failure with its reason,
+never turned into a number. A metric that does not apply to an item's domain
+(PESQ on music) is simply absent from that item's row.
+"""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Callable, Iterable
+
+from codecbench.audio import Audio
+from codecbench.stats import bootstrap_mean_ci
+
+if TYPE_CHECKING:
+    from codecbench.datasets.base import Item
+
+
+@dataclass(frozen=True)
+class Metric:
+    """What one metric measures and who computes it.
+
+    ``domains`` lists the item domains it applies to (``None``: all).
+    ``sample_rate`` is the rate (Hz) it is computed at (``None``: the item's).
+    ``evaluator`` names the implementation, e.g. ``"pesq==0.0.4 (ITU-T P.862.2)"``.
+    """
+
+    name: str
+    unit: str
+    higher_is_better: bool
+    range: tuple[float, float]
+    evaluator: str
+    description: str
+    domains: tuple[str, ...] | None = None
+    sample_rate: int | None = None
+    kind: str = "per_item"  # "per_item": mean over items; "corpus": computed over the corpus
+
+    def applies_to(self, domain: str | None) -> bool:
+        return self.domains is None or domain in self.domains
+
+    def card(self) -> dict:
+        """Declared facts, as stored in summary.json and run.json."""
+        return {
+            "unit": self.unit,
+            "higher_is_better": self.higher_is_better,
+            "range": list(self.range),
+            "evaluator": self.evaluator,
+            "sample_rate": self.sample_rate,
+            "domains": list(self.domains) if self.domains else None,
+            "kind": self.kind,
+            "description": self.description,
+        }
+
+
+class MetricFailure(Exception):
+    """A metric could not be computed on an item; the message is the recorded reason."""
+
+
+@dataclass
+class TaskRow:
+    """One task's result on one item: values by metric name, failures by metric name."""
+
+    values: dict[str, float] = field(default_factory=dict)
+    failures: dict[str, str] = field(default_factory=dict)
+
+
+class Task(ABC):
+    """Base of every task runner."""
+
+    #: task id, as in conf/task/<name>.yaml and in result rows.
+    name: str = "task"
+
+    @property
+    @abstractmethod
+    def metrics(self) -> tuple[Metric, ...]:
+        """The metrics this task reports."""
+
+    @abstractmethod
+    def score(self, reference: Audio, reconstruction: Audio, item: Item) -> TaskRow:
+        """Score one item. Both audios are at the item's rate and aligned."""
+
+    def evaluator_info(self) -> dict:
+        """Provenance of the evaluators (package versions, models, normalisers)."""
+        return {m.name: m.evaluator for m in self.metrics}
+
+    def params(self) -> dict:
+        return {}
+
+    # -- helpers for subclasses -------------------------------------------------
+
+    def compute_metrics(
+        self, item: Item, functions: dict[str, Callable[[], float]]
+    ) -> TaskRow:
+        """Run each applicable metric's function; record exceptions and non-finite values as failures."""
+        row = TaskRow()
+        for metric in self.metrics:
+            if not metric.applies_to(item.domain) or metric.name not in functions:
+                continue
+            try:
+                value = float(functions[metric.name]())
+            except Exception as exc:  # every failure is kept, with its reason
+                row.failures[metric.name] = f"{type(exc).__name__}: {exc}".strip()
+                continue
+            if not math.isfinite(value):
+                row.failures[metric.name] = f"non-finite value {value!r}"
+            else:
+                row.values[metric.name] = value
+        return row
+
+    # -- aggregation -------------------------------------------------------------
+
+    def summarize(self, rows: Iterable[dict], domains: dict[str, str | None]) -> dict:
+        """Summary per metric over result rows of this task for one codec.
+
+        ``rows`` are stored rows (``status``, ``values``, ``failures``, ``item``);
+        ``domains`` maps item id to domain, so a failed row counts as a failure
+        only for metrics that apply to that item. Per-item metrics get the mean
+        and a 95% bootstrap CI; corpus metrics override this method.
+        """
+        rows = list(rows)
+        out = {}
+        for metric in self.metrics:
+            values, failed = [], 0
+            for row in rows:
+                if not metric.applies_to(domains.get(row["item"])):
+                    continue
+                if row["status"] != "ok" or metric.name in row.get("failures", {}):
+                    failed += 1
+                elif metric.name in row.get("values", {}):
+                    values.append(row["values"][metric.name])
+            mean, low, high = bootstrap_mean_ci(values)
+            out[metric.name] = {
+                "mean": mean,
+                "ci_low": low,
+                "ci_high": high,
+                "n": len(values),
+                "n_failed": failed,
+                **metric.card(),
+            }
+        return out

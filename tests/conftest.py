@@ -1,0 +1,52 @@
+"""Shared test helpers: composing the real config, and writing synthetic audio."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+REPO = Path(__file__).resolve().parent.parent
+DEMO = REPO / "benchmark" / "data" / "demo"
+
+
+def compose(overrides: list[str]):
+    """The run config exactly as `codecbench run OVERRIDES` composes it (without the hydra node)."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_module
+
+    with initialize_config_module("codecbench.conf", version_base="1.3"):
+        return hydra_compose("config", overrides=overrides)
+
+
+def tone(seconds: float = 1.0, rate: int = 16000, freq: float = 220.0, channels: int = 1) -> np.ndarray:
+    """A harmonic tone with a slow amplitude envelope, (frames, channels) float32."""
+    t = np.arange(int(seconds * rate)) / rate
+    x = sum(np.sin(2 * np.pi * freq * k * t) / k for k in range(1, 6)) * (0.5 + 0.4 * np.sin(2 * np.pi * 2 * t))
+    x = (0.25 * x).astype(np.float32)
+    return np.stack([x] * channels, axis=1)
+
+
+def write_audio(path: Path, data: np.ndarray, rate: int = 16000) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(str(path), data, rate)
+    return path
+
+
+def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None, timeout: float = 600):
+    """Run the installed `codecbench` command (as users do) and capture its output."""
+    full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+    return subprocess.run(
+        [sys.executable, "-m", "codecbench.cli", *args],
+        cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout,
+    )
+
+
+@pytest.fixture
+def cache_dir(tmp_path) -> Path:
+    return tmp_path / "cache"
