@@ -1,0 +1,82 @@
+"""The ``codecbench`` command.
+
+``codecbench run [overrides]`` hands its arguments to Hydra (so ``-m``
+multirun, ``--cfg job`` and every override work); ``ls`` and ``report`` are
+plain subcommands. Errors codecbench raises on purpose print one clear line
+and exit with status 2 (bad input or config) or 1 (run aborted).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from codecbench.errors import CodecbenchError, ConfigError, RunAborted
+
+USAGE = """codecbench: benchmark audio codecs on the same data with the same evaluators.
+
+commands:
+  codecbench run [OVERRIDES...]       evaluate codecs (Hydra overrides; -m for multirun)
+                                      e.g. codecbench run codec=[identity,opus_12k] dataset=demo
+                                      with no overrides: identity and Opus 6/12/24 kbps on the demo corpus
+  codecbench ls codecs|tasks|datasets list what can be selected
+  codecbench report RUN_DIR           print a run's ranked table and write RUN_DIR/summary.md
+  codecbench run --help               Hydra's help: config groups and options
+
+Results go to run_dir (default runs/<date>_<time>); rerun with the same run_dir=PATH to resume.
+"""
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="codecbench", description=USAGE, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="store_true", help="print the version and exit")
+    sub = parser.add_subparsers(dest="command", metavar="{run,ls,report}")
+    sub.add_parser("run", help="evaluate codecs (arguments are Hydra overrides)", add_help=False)
+    ls = sub.add_parser("ls", help="list codecs, tasks or datasets")
+    ls.add_argument("what", choices=["codecs", "tasks", "datasets"])
+    report = sub.add_parser("report", help="print a run's table and write summary.md")
+    report.add_argument("run_dir")
+    report.add_argument("--rank-by", default=None, help="metric to rank by, as task.metric (default: the run's report.rank_by)")
+    return parser
+
+
+def _fail(exc: CodecbenchError) -> int:
+    print(f"codecbench: error: {exc}", file=sys.stderr)
+    return 1 if isinstance(exc, RunAborted) else 2
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "run":
+        from codecbench.run import run_command
+
+        try:
+            return run_command(argv[1:])
+        except CodecbenchError as exc:
+            return _fail(exc)
+    args = _parser().parse_args(argv)
+    try:
+        if args.version:
+            from codecbench import __version__
+
+            print(__version__)
+        elif args.command == "ls":
+            from codecbench.catalog import PLURALS, describe
+
+            for name, text in describe(PLURALS[args.what]):
+                print(f"{name:24s} {text}")
+        elif args.command == "report":
+            from codecbench.summary import format_table, resolve_rank_by, write_summary
+
+            summary = write_summary(args.run_dir, args.rank_by)
+            print(format_table(summary, resolve_rank_by(summary, args.run_dir, args.rank_by)))
+            print(f"\nwrote {args.run_dir}/summary.json and summary.md")
+        else:
+            _parser().print_help()
+        return 0
+    except CodecbenchError as exc:
+        return _fail(exc)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,250 @@
+"""The evaluation pipeline: every codec over every item, every task over every reconstruction.
+
+Stages per (codec, item): load -> check -> reconstruct (cached) -> one codec
+row -> one row per task. Rows already in the run folder are skipped, so a
+rerun with the same ``run_dir`` resumes. Failures are rows with
+``status: failed`` and the reason; the run stops when more than
+``max_failure_fraction`` of a codec's items have failed.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+
+from codecbench import __version__
+from codecbench.audio import check_signal, resampler_info
+from codecbench.cache import PIPELINE_VERSION, ReconstructionCache
+from codecbench.codecs.base import Codec
+from codecbench.datasets.base import Dataset, Item
+from codecbench.errors import CodecbenchError, ConfigError, RunAborted
+from codecbench.provenance import environment
+from codecbench.reconstruct import reconstruct
+from codecbench.store import CODEC_STAGE, RUN_FILE, RowStore, read_json, write_json
+from codecbench.summary import write_summary
+from codecbench.tasks.base import Task
+
+log = logging.getLogger("codecbench")
+
+#: codec-stage facts stored as row values (numbers); the rest go to the row's ``info``.
+NUMERIC_CODEC_FACTS = ("bits", "seconds", "kbps", "residual_delay_samples", "encode_s", "decode_s")
+
+
+def check_complete(cfg: DictConfig) -> None:
+    """Raise ConfigError naming every mandatory value (``???``) left unset."""
+    missing = sorted(OmegaConf.missing_keys(cfg))
+    if missing:
+        hints = " ".join(f"{key}=..." for key in missing)
+        raise ConfigError(
+            f"missing mandatory config value(s): {', '.join(missing)}; set them on the command line, e.g. {hints}"
+        )
+
+
+def instantiate(node: DictConfig, what: str):
+    """``hydra.utils.instantiate`` with an error that names the config entry."""
+    from hydra.utils import instantiate as hydra_instantiate
+
+    try:
+        return hydra_instantiate(node)
+    except CodecbenchError:
+        raise
+    except Exception as exc:
+        cause = exc.__cause__ if isinstance(exc.__cause__, CodecbenchError) else exc
+        if isinstance(cause, CodecbenchError):
+            raise cause from exc
+        raise ConfigError(f"{what}: could not build {node.get('_target_')!r}: {exc}") from exc
+
+
+def build(cfg: DictConfig) -> tuple[Dataset, dict[str, Codec], dict[str, Task]]:
+    """Instantiate the dataset, codecs and tasks a config names."""
+    check_complete(cfg)
+    if not cfg.get("codec"):
+        raise ConfigError("no codec selected: expected codec=NAME or codec=[NAME,...]")
+    if not cfg.get("task"):
+        raise ConfigError("no task selected: expected task=NAME or task=[NAME,...]")
+    for group in ("codec", "task"):
+        for key, node in cfg[group].items():
+            if not isinstance(node, DictConfig) or "_target_" not in node:
+                raise ConfigError(
+                    f"{group} {key!r}: expected a mapping with _target_ (each {group} YAML starts with "
+                    f"'# @package {group}.<file name>'), found {OmegaConf.to_container(node) if isinstance(node, DictConfig) else node!r}"
+                )
+    dataset = instantiate(cfg.dataset, "dataset")
+    codecs = {cid: instantiate(node, f"codec {cid}") for cid, node in cfg.codec.items()}
+    tasks = {tid: instantiate(node, f"task {tid}") for tid, node in cfg.task.items()}
+    return dataset, codecs, tasks
+
+
+def run_record(cfg: DictConfig, dataset: Dataset, codecs: dict[str, Codec], tasks: dict[str, Task]) -> dict:
+    """Everything run.json holds about what produced the results."""
+    return {
+        "codecbench_version": __version__,
+        "pipeline_version": PIPELINE_VERSION,
+        "config": OmegaConf.to_container(cfg, resolve=True),
+        "environment": environment(),
+        "resampler": resampler_info(),
+        "dataset": {**dataset.describe(), "fingerprint": dataset.fingerprint()},
+        "codecs": {cid: {**codec.facts(), "fingerprint": codec.fingerprint()} for cid, codec in codecs.items()},
+        "tasks": {
+            tid: {
+                "target": OmegaConf.select(cfg, f"task.{tid}._target_"),
+                "config": OmegaConf.to_container(cfg.task[tid], resolve=True),
+                "params": task.params(),
+                "evaluators": task.evaluator_info(),
+                "metrics": {m.name: m.card() for m in task.metrics},
+            }
+            for tid, task in tasks.items()
+        },
+    }
+
+
+def merge_run_record(run_dir: Path, record: dict) -> dict:
+    """Merge ``record`` into an existing run.json, refusing to mix different data or evaluators.
+
+    Adding codecs or tasks to a run folder is allowed; changing the dataset,
+    a codec's fingerprint or a task's evaluators is not (the rows would no
+    longer describe one experiment).
+    """
+    path = run_dir / RUN_FILE
+    now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    if not path.exists():
+        return {**record, "sessions": [{"started": now}]}
+    old = read_json(path)
+    problems = []
+    if old["dataset"]["fingerprint"] != record["dataset"]["fingerprint"]:
+        problems.append(
+            f"dataset fingerprint {old['dataset']['fingerprint'][:12]} (was) vs "
+            f"{record['dataset']['fingerprint'][:12]} (now)"
+        )
+    for cid, facts in record["codecs"].items():
+        before = old["codecs"].get(cid)
+        if before and before["fingerprint"] != facts["fingerprint"]:
+            problems.append(f"codec {cid!r} parameters or adapter changed")
+    for tid, facts in record["tasks"].items():
+        before = old["tasks"].get(tid)
+        if before and (before["evaluators"], before["params"]) != (facts["evaluators"], facts["params"]):
+            problems.append(f"task {tid!r} evaluators or parameters changed")
+    if problems:
+        raise ConfigError(
+            f"{run_dir}: this run folder was made with a different setup ({'; '.join(problems)}); "
+            "expected the same data, codecs and evaluators to resume; choose a new run_dir"
+        )
+    merged = {**record}
+    merged["codecs"] = {**old["codecs"], **record["codecs"]}
+    merged["tasks"] = {**old["tasks"], **record["tasks"]}
+    merged["sessions"] = old.get("sessions", []) + [{"started": now}]
+    return merged
+
+
+def _failed_row(codec_id: str, item: Item, task: str, error: str) -> dict:
+    return {
+        "codec": codec_id, "item": item.id, "task": task, "domain": item.domain,
+        "status": "failed", "error": error, "values": {}, "failures": {},
+    }
+
+
+def _error_text(exc: BaseException) -> str:
+    return str(exc) if isinstance(exc, CodecbenchError) else f"{type(exc).__name__}: {exc}"
+
+
+class Evaluation:
+    """One run: a dataset, codecs and tasks writing into one run folder."""
+
+    def __init__(self, cfg: DictConfig, run_dir: str | Path):
+        self.cfg = cfg
+        self.run_dir = Path(run_dir)
+        self.dataset, self.codecs, self.tasks = build(cfg)
+        self.cache = ReconstructionCache(cfg.paths.cache_dir)
+        self.max_failure_fraction = float(cfg.get("max_failure_fraction", 0.25))
+        if not 0.0 <= self.max_failure_fraction <= 1.0:
+            raise ConfigError(f"max_failure_fraction: expected a fraction in [0, 1], found {self.max_failure_fraction}")
+
+    def run(self) -> dict:
+        """Evaluate everything not yet in the run folder; write run.json, summary.json and summary.md."""
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        record = merge_run_record(self.run_dir, run_record(self.cfg, self.dataset, self.codecs, self.tasks))
+        write_json(self.run_dir / RUN_FILE, record)
+        started = time.perf_counter()
+        with RowStore(self.run_dir) as store, self._progress() as bar:
+            for codec_id, codec in self.codecs.items():
+                bar.set_description(codec_id)
+                for item in self.dataset:
+                    self._evaluate_item(store, codec_id, codec, item)
+                    self._check_failures(store, codec_id)
+                    bar.update(1)
+        record["sessions"][-1]["finished"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        record["sessions"][-1]["wall_s"] = round(time.perf_counter() - started, 3)
+        write_json(self.run_dir / RUN_FILE, record)
+        return write_summary(self.run_dir)
+
+    def _progress(self):
+        from tqdm import tqdm
+
+        total = len(self.codecs) * len(self.dataset)
+        # disable=None: shown on a terminal, silent when stderr is a file or pipe
+        return tqdm(total=total, unit="item", disable=None if self.cfg.get("progress", True) else True,
+                    dynamic_ncols=True)
+
+    def _check_failures(self, store: RowStore, codec_id: str) -> None:
+        failed = sum(1 for cid, _ in store.failed_items if cid == codec_id)
+        allowed = self.max_failure_fraction * len(self.dataset)
+        if failed > allowed:
+            raise RunAborted(
+                f"codec {codec_id!r}: {failed} of {len(self.dataset)} items failed, more than "
+                f"max_failure_fraction={self.max_failure_fraction}; the failed rows and their reasons "
+                f"are in {store.path}"
+            )
+
+    def _evaluate_item(self, store: RowStore, codec_id: str, codec: Codec, item: Item) -> None:
+        stages = [CODEC_STAGE, *self.tasks]
+        todo = [stage for stage in stages if (codec_id, item.id, stage) not in store]
+        if not todo:
+            return
+        try:
+            reference = item.load()
+            check_signal(reference, f"item {item.id!r} ({item.path})")
+        except CodecbenchError as exc:
+            for stage in todo:
+                store.append(_failed_row(codec_id, item, stage, f"input: {exc}"))
+            return
+        try:
+            reconstruction, facts = self._reconstruction(codec_id, codec, reference)
+        except Exception as exc:  # a codec that raises is recorded, and the run goes on
+            reason = f"codec {codec_id!r} on item {item.id!r}: {_error_text(exc)}"
+            log.warning(reason)
+            for stage in todo:
+                store.append(_failed_row(codec_id, item, stage, reason))
+            return
+        if CODEC_STAGE in todo:
+            values = {k: facts[k] for k in NUMERIC_CODEC_FACTS}
+            info = {k: v for k, v in facts.items() if k not in NUMERIC_CODEC_FACTS}
+            store.append({
+                "codec": codec_id, "item": item.id, "task": CODEC_STAGE, "domain": item.domain,
+                "status": "ok", "error": None, "values": values, "failures": {}, "info": info,
+            })
+        for task_id in todo:
+            if task_id == CODEC_STAGE:
+                continue
+            try:
+                result = self.tasks[task_id].score(reference, reconstruction, item)
+            except Exception as exc:
+                store.append(_failed_row(codec_id, item, task_id, f"task {task_id!r}: {_error_text(exc)}"))
+                continue
+            store.append({
+                "codec": codec_id, "item": item.id, "task": task_id, "domain": item.domain,
+                "status": "ok", "error": None, "values": result.values, "failures": result.failures,
+            })
+
+    def _reconstruction(self, codec_id: str, codec: Codec, reference):
+        key = self.cache.key(codec.fingerprint(), reference.fingerprint())
+        cached = self.cache.get(codec_id, key)
+        if cached is not None:
+            audio, facts = cached
+            return audio, {**{k: v for k, v in facts.items() if k != "sample_rate"}, "cache": "hit"}
+        audio, facts = reconstruct(codec, codec_id, reference)
+        self.cache.put(codec_id, key, audio, facts)
+        return audio, {**facts, "cache": "miss"}

@@ -1,0 +1,191 @@
+"""summary.json and the ranked table, rebuilt from a run folder's rows and run.json.
+
+summary.json (schema_version 1)::
+
+    {
+      "schema_version": 1,
+      "run_dir": str,
+      "complete": bool,                 # every (codec, item, task) row is present
+      "dataset": {"name", "n_items", "n_trials", "fingerprint"},
+      "codecs": {
+        "<codec id>": {
+          "family": str, "nominal_kbps": float|null,
+          "measured_kbps": float|null,  # total emitted bits / total seconds, items coded ok
+          "n_items": int, "n_failed": int,      # items seen / items whose codec stage failed
+          "max_abs_residual_delay_samples": int|null,
+          "metrics": {"<task>": {"<metric>": {
+              "mean": float|null, "ci_low": float|null, "ci_high": float|null,  # 95% bootstrap
+              "n": int, "n_failed": int, "unit": str, "higher_is_better": bool,
+              "range": [lo, hi], "evaluator": str, "sample_rate": int|null,
+              "domains": [str]|null, "kind": str, "description": str}}}
+        }
+      }
+    }
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from pathlib import Path
+
+from codecbench.errors import ConfigError
+from codecbench.store import CODEC_STAGE, REPORT_FILE, RUN_FILE, SUMMARY_FILE, read_json, read_rows, write_json
+
+SCHEMA_VERSION = 1
+
+
+def _tasks_of(record: dict) -> dict:
+    """Task objects rebuilt from run.json (their metric declarations drive aggregation)."""
+    from hydra.utils import instantiate
+
+    return {tid: instantiate(entry["config"]) for tid, entry in record["tasks"].items()}
+
+
+def build_summary(run_dir: str | Path) -> dict:
+    """Aggregate the rows of ``run_dir`` per codec, task and metric."""
+    run_dir = Path(run_dir)
+    record = read_json(run_dir / RUN_FILE)
+    tasks = _tasks_of(record)
+    rows_by = defaultdict(list)
+    domains: dict[str, str] = {}
+    for row in read_rows(run_dir):
+        rows_by[(row["codec"], row["task"])].append(row)
+        domains[row["item"]] = row.get("domain")
+    codecs = {}
+    expected_rows = 0
+    for codec_id, facts in record["codecs"].items():
+        stage = rows_by.get((codec_id, CODEC_STAGE), [])
+        ok = [r for r in stage if r["status"] == "ok"]
+        seconds = sum(r["values"]["seconds"] for r in ok)
+        bits = sum(r["values"]["bits"] for r in ok)
+        delays = [abs(r["values"]["residual_delay_samples"]) for r in ok]
+        codecs[codec_id] = {
+            "family": facts.get("family"),
+            "nominal_kbps": facts.get("nominal_kbps"),
+            "measured_kbps": bits / seconds / 1000.0 if seconds > 0 else None,
+            "n_items": len(stage),
+            "n_failed": len(stage) - len(ok),
+            "max_abs_residual_delay_samples": max(delays) if delays else None,
+            "metrics": {
+                tid: task.summarize(rows_by.get((codec_id, tid), []), domains) for tid, task in tasks.items()
+            },
+        }
+        expected_rows += record["dataset"]["n_items"] * (1 + len(tasks))
+    n_rows = sum(len(rows) for rows in rows_by.values())
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "run_dir": str(run_dir),
+        "complete": n_rows >= expected_rows,
+        "dataset": record["dataset"],
+        "codecs": codecs,
+    }
+
+
+def _metric(summary: dict, codec_id: str, key: str) -> dict | None:
+    task, _, metric = key.partition(".")
+    return summary["codecs"][codec_id]["metrics"].get(task, {}).get(metric)
+
+
+def metric_keys(summary: dict) -> list[str]:
+    """Every ``task.metric`` key present in the summary, sorted."""
+    return sorted({f"{t}.{m}" for c in summary["codecs"].values() for t, ms in c["metrics"].items() for m in ms})
+
+
+def rank(summary: dict, rank_by: str) -> list[str]:
+    """Codec ids best first by ``rank_by`` (``task.metric``); codecs without a value last."""
+    known = metric_keys(summary)
+    if not known:
+        return sorted(summary["codecs"])
+    if rank_by not in known:
+        raise ConfigError(f"report.rank_by: expected one of {', '.join(sorted(known))}, found {rank_by!r}")
+
+    def order(codec_id: str):
+        entry = _metric(summary, codec_id, rank_by)
+        if entry is None or entry["mean"] is None:
+            return (1, 0.0, codec_id)
+        return (0, -entry["mean"] if entry["higher_is_better"] else entry["mean"], codec_id)
+
+    return sorted(summary["codecs"], key=order)
+
+
+def _fmt(value: float | None, digits: int = 3) -> str:
+    return "n/a" if value is None else f"{value:.{digits}f}"
+
+
+def format_table(summary: dict, rank_by: str) -> str:
+    """Markdown table, ranked by ``rank_by``: mean [95% CI] per metric, failures counted."""
+    order = rank(summary, rank_by)
+    keys = metric_keys(summary)
+    keys.sort(key=lambda k: k != rank_by)
+    arrows = {}
+    for key in keys:
+        entry = next(e for c in order if (e := _metric(summary, c, key)) is not None)
+        arrows[key] = "↑" if entry["higher_is_better"] else "↓"
+    header = ["rank", "codec", "kbps (measured)", "kbps (nominal)", *[f"{k} {arrows[k]}" for k in keys]]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for position, codec_id in enumerate(order, 1):
+        codec = summary["codecs"][codec_id]
+        cells = [str(position), codec_id, _fmt(codec["measured_kbps"], 2), _fmt(codec["nominal_kbps"], 2)]
+        for key in keys:
+            entry = _metric(summary, codec_id, key)
+            if entry is None:
+                cells.append("")
+                continue
+            text = "n/a" if entry["mean"] is None else (
+                f"{entry['mean']:.3f} [{entry['ci_low']:.3f}, {entry['ci_high']:.3f}]"
+            )
+            if entry["n_failed"]:
+                text += f" ({entry['n_failed']} failed)"
+            cells.append(text)
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def format_report(summary: dict, rank_by: str) -> str:
+    """The table plus what produced it (dataset, n, evaluators)."""
+    dataset = summary["dataset"]
+    lines = [
+        f"# codecbench results: {summary['run_dir']}",
+        "",
+        f"Dataset `{dataset['name']}`: {dataset['n_items']} items, fingerprint `{dataset['fingerprint'][:16]}`."
+        + ("" if summary["complete"] else " **Incomplete run**: some rows are missing."),
+        f"Ranked by `{rank_by}`; cells are mean [95% bootstrap CI]; n per metric below.",
+        "",
+        format_table(summary, rank_by),
+        "",
+        "| metric | unit | range | sample rate (Hz) | domains | evaluator | n (first codec) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    first = next(iter(summary["codecs"].values()), None)
+    for task, metrics in (first or {"metrics": {}})["metrics"].items():
+        for name, entry in metrics.items():
+            lines.append(
+                f"| {task}.{name} | {entry['unit']} | {entry['range'][0]}-{entry['range'][1]} | "
+                f"{entry['sample_rate'] or 'item rate'} | {', '.join(entry['domains'] or ['all'])} | "
+                f"{entry['evaluator']} | {entry['n']} |"
+            )
+    return "\n".join(lines) + "\n"
+
+
+def write_summary(run_dir: str | Path, rank_by: str | None = None) -> dict:
+    """Rebuild summary.json and summary.md in ``run_dir``; returns the summary."""
+    run_dir = Path(run_dir)
+    summary = build_summary(run_dir)
+    write_json(run_dir / SUMMARY_FILE, summary)
+    rank_by = resolve_rank_by(summary, run_dir, rank_by)
+    (run_dir / REPORT_FILE).write_text(format_report(summary, rank_by), encoding="utf-8")
+    return summary
+
+
+def default_rank_by(run_dir: str | Path) -> str:
+    """The run's configured ``report.rank_by``."""
+    record = read_json(Path(run_dir) / RUN_FILE)
+    return record["config"].get("report", {}).get("rank_by", "signal.pesq_wb")
+
+
+def resolve_rank_by(summary: dict, run_dir: str | Path, requested: str | None = None) -> str:
+    """``requested`` if given; else the run's configured metric, or the first present when the run lacks it."""
+    if requested:
+        return requested
+    configured, keys = default_rank_by(run_dir), metric_keys(summary)
+    return configured if configured in keys or not keys else keys[0]
