@@ -53,9 +53,8 @@ def instantiate(node: DictConfig, what: str):
     except CodecbenchError:
         raise
     except Exception as exc:
-        cause = exc.__cause__ if isinstance(exc.__cause__, CodecbenchError) else exc
-        if isinstance(cause, CodecbenchError):
-            raise cause from exc
+        if isinstance(exc.__cause__, CodecbenchError):  # hydra wraps the adapter's own error
+            raise exc.__cause__ from exc
         raise ConfigError(f"{what}: could not build {node.get('_target_')!r}: {exc}") from exc
 
 
@@ -91,11 +90,10 @@ def run_record(cfg: DictConfig, dataset: Dataset, codecs: dict[str, Codec], task
         "codecs": {cid: {**codec.facts(), "fingerprint": codec.fingerprint()} for cid, codec in codecs.items()},
         "tasks": {
             tid: {
-                "target": OmegaConf.select(cfg, f"task.{tid}._target_"),
                 "config": OmegaConf.to_container(cfg.task[tid], resolve=True),
                 "params": task.params(),
                 "evaluators": task.evaluator_info(),
-                "metrics": {m.name: m.card() for m in task.metrics},
+                "metrics": task.cards(),
             }
             for tid, task in tasks.items()
         },
@@ -190,7 +188,7 @@ class Evaluation:
                     dynamic_ncols=True)
 
     def _check_failures(self, store: RowStore, codec_id: str) -> None:
-        failed = sum(1 for cid, _ in store.failed_items if cid == codec_id)
+        failed = len(store.failed_items.get(codec_id, ()))
         allowed = self.max_failure_fraction * len(self.dataset)
         if failed > allowed:
             raise RunAborted(

@@ -35,8 +35,8 @@ class RowStore:
         self.path = Path(run_dir) / ROWS_FILE
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.done: set[tuple[str, str, str]] = set()
-        #: (codec, item) pairs with at least one failed row: the failure-fraction count.
-        self.failed_items: set[tuple[str, str]] = set()
+        #: codec id -> items with at least one failed row (what max_failure_fraction counts).
+        self.failed_items: dict[str, set[str]] = {}
         for row in self._read_repairing():
             self._note(row)
         self._handle = open(self.path, "a", encoding="utf-8")
@@ -68,7 +68,7 @@ class RowStore:
     def _note(self, row: dict) -> None:
         self.done.add(row_key(row))
         if row["status"] != "ok":
-            self.failed_items.add((row["codec"], row["item"]))
+            self.failed_items.setdefault(row["codec"], set()).add(row["item"])
 
     def close(self) -> None:
         self._handle.close()

@@ -34,18 +34,18 @@ from codecbench.store import CODEC_STAGE, REPORT_FILE, RUN_FILE, SUMMARY_FILE, r
 SCHEMA_VERSION = 1
 
 
-def _tasks_of(record: dict) -> dict:
-    """Task objects rebuilt from run.json (their metric declarations drive aggregation)."""
-    from hydra.utils import instantiate
+def _task_classes(record: dict) -> dict:
+    """Task classes named in run.json: their ``summarize`` aggregates rows from the stored metric cards."""
+    from hydra.utils import get_class
 
-    return {tid: instantiate(entry["config"]) for tid, entry in record["tasks"].items()}
+    return {tid: get_class(entry["config"]["_target_"]) for tid, entry in record["tasks"].items()}
 
 
 def build_summary(run_dir: str | Path) -> dict:
     """Aggregate the rows of ``run_dir`` per codec, task and metric."""
     run_dir = Path(run_dir)
     record = read_json(run_dir / RUN_FILE)
-    tasks = _tasks_of(record)
+    tasks = _task_classes(record)
     rows_by = defaultdict(list)
     domains: dict[str, str] = {}
     for row in read_rows(run_dir):
@@ -67,7 +67,8 @@ def build_summary(run_dir: str | Path) -> dict:
             "n_failed": len(stage) - len(ok),
             "max_abs_residual_delay_samples": max(delays) if delays else None,
             "metrics": {
-                tid: task.summarize(rows_by.get((codec_id, tid), []), domains) for tid, task in tasks.items()
+                tid: task.summarize(record["tasks"][tid]["metrics"], rows_by.get((codec_id, tid), []), domains)
+                for tid, task in tasks.items()
             },
         }
         expected_rows += record["dataset"]["n_items"] * (1 + len(tasks))
@@ -153,17 +154,18 @@ def format_report(summary: dict, rank_by: str) -> str:
         "",
         format_table(summary, rank_by),
         "",
-        "| metric | unit | range | sample rate (Hz) | domains | evaluator | n (first codec) |",
+        "| metric | unit | range | sample rate (Hz) | domains | evaluator | n per codec |",
         "|---|---|---|---|---|---|---|",
     ]
-    first = next(iter(summary["codecs"].values()), None)
-    for task, metrics in (first or {"metrics": {}})["metrics"].items():
-        for name, entry in metrics.items():
-            lines.append(
-                f"| {task}.{name} | {entry['unit']} | {entry['range'][0]}-{entry['range'][1]} | "
-                f"{entry['sample_rate'] or 'item rate'} | {', '.join(entry['domains'] or ['all'])} | "
-                f"{entry['evaluator']} | {entry['n']} |"
-            )
+    for key in metric_keys(summary):
+        entries = [e for c in summary["codecs"] if (e := _metric(summary, c, key)) is not None]
+        counts = sorted({e["n"] for e in entries})
+        first = entries[0]
+        lines.append(
+            f"| {key} | {first['unit']} | {first['range'][0]} to {first['range'][1]} | "
+            f"{first['sample_rate'] or 'item rate'} | {', '.join(first['domains'] or ['all'])} | "
+            f"{first['evaluator']} | {counts[0] if len(counts) == 1 else f'{counts[0]}-{counts[-1]}'} |"
+        )
     return "\n".join(lines) + "\n"
 
 

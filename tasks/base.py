@@ -118,32 +118,32 @@ class Task(ABC):
 
     # -- aggregation -------------------------------------------------------------
 
-    def summarize(self, rows: Iterable[dict], domains: dict[str, str | None]) -> dict:
-        """Summary per metric over result rows of this task for one codec.
+    def cards(self) -> dict[str, dict]:
+        """Metric name -> declared facts (``Metric.card``), as stored in run.json."""
+        return {metric.name: metric.card() for metric in self.metrics}
 
-        ``rows`` are stored rows (``status``, ``values``, ``failures``, ``item``);
-        ``domains`` maps item id to domain, so a failed row counts as a failure
-        only for metrics that apply to that item. Per-item metrics get the mean
-        and a 95% bootstrap CI; corpus metrics override this method.
+    @classmethod
+    def summarize(cls, cards: dict[str, dict], rows: Iterable[dict], domains: dict[str, str | None]) -> dict:
+        """Summary per metric over this task's rows for one codec.
+
+        A classmethod over the metric cards stored in run.json, so a run folder
+        can be summarised again without building the task (and loading its
+        models). ``rows`` are stored rows (``item``, ``status``, ``values``,
+        ``failures``); ``domains`` maps item id to domain, so a failed row counts
+        as a failure only for metrics that apply to that item. Per-item metrics
+        get the mean and a 95% bootstrap CI; tasks with corpus metrics override this.
         """
         rows = list(rows)
         out = {}
-        for metric in self.metrics:
+        for name, card in cards.items():
             values, failed = [], 0
             for row in rows:
-                if not metric.applies_to(domains.get(row["item"])):
+                if card["domains"] is not None and domains.get(row["item"]) not in card["domains"]:
                     continue
-                if row["status"] != "ok" or metric.name in row.get("failures", {}):
+                if row["status"] != "ok" or name in row.get("failures", {}):
                     failed += 1
-                elif metric.name in row.get("values", {}):
-                    values.append(row["values"][metric.name])
+                elif name in row.get("values", {}):
+                    values.append(row["values"][name])
             mean, low, high = bootstrap_mean_ci(values)
-            out[metric.name] = {
-                "mean": mean,
-                "ci_low": low,
-                "ci_high": high,
-                "n": len(values),
-                "n_failed": failed,
-                **metric.card(),
-            }
+            out[name] = {"mean": mean, "ci_low": low, "ci_high": high, "n": len(values), "n_failed": failed, **card}
         return out

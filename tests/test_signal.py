@@ -286,7 +286,7 @@ def test_summarize_matches_rows(task, demo_items):
     rows.append({"item": "music_band", "status": "ok", "values": {}, "failures": {}})
     domains.update({"flite_awb_h05s02": "speech", "music_band": "music"})
 
-    summary = task.summarize(rows, domains)
+    summary = task.summarize(task.cards(), rows, domains)
 
     assert set(summary) == set(METRIC_NAMES)
     for metric in task.metrics:
