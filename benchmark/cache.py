@@ -18,7 +18,7 @@ import numpy as np
 from codecbench.audio import Audio
 
 #: bump when the pipeline's codec stage (resampling, alignment) changes its output.
-PIPELINE_VERSION = "1"
+PIPELINE_VERSION = "2"
 
 
 class ReconstructionCache:

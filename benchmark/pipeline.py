@@ -31,7 +31,9 @@ from codecbench.tasks.base import Task
 log = logging.getLogger("codecbench")
 
 #: codec-stage facts stored as row values (numbers); the rest go to the row's ``info``.
-NUMERIC_CODEC_FACTS = ("bits", "seconds", "kbps", "residual_delay_samples", "encode_s", "decode_s")
+NUMERIC_CODEC_FACTS = (
+    "bits", "seconds", "kbps", "residual_delay_samples", "compensated_delay_ms", "encode_s", "decode_s",
+)
 
 
 def check_complete(cfg: DictConfig) -> None:
@@ -170,6 +172,8 @@ class Evaluation:
         with RowStore(self.run_dir) as store, self._progress() as bar:
             for codec_id, codec in self.codecs.items():
                 bar.set_description(codec_id)
+                for task in self.tasks.values():
+                    task.bind(codec, codec_id)
                 for item in self.dataset:
                     self._evaluate_item(store, codec_id, codec, item)
                     self._check_failures(store, codec_id)

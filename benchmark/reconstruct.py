@@ -1,20 +1,21 @@
 """The codec stage: resample to the codec's rate, encode, decode, resample back, check, measure.
 
 Everything a codec stage measures goes into the returned facts: emitted bits
-and measured kbps, the rate the codec ran at, whether channels were coded
-separately, encode/decode wall time, and the residual offset between
-reference and reconstruction (the adapter is responsible for removing its
-own delay; the pipeline measures what is left and records it).
+and measured kbps, the rate the codec ran at, how channels were adapted,
+encode/decode wall time, the delay the adapter removed (``compensated_delay_ms``)
+and the residual offset between reference and reconstruction (the adapter
+removes its own delay; the pipeline measures what is left and records it).
 """
 
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 
 import numpy as np
 
 from codecbench.audio import Audio, check_signal, resample
-from codecbench.codecs.base import Codec, Encoded
+from codecbench.codecs.base import Codec
 from codecbench.errors import CodecbenchError
 
 #: largest offset (seconds) searched when measuring residual delay.
@@ -38,15 +39,6 @@ def measure_lag(reference: Audio, reconstruction: Audio, max_lag_s: float = MAX_
     return int(np.argmax(window)) - max_lag
 
 
-def _code(codec: Codec, audio: Audio) -> tuple[Audio, Encoded, float, float]:
-    start = time.perf_counter()
-    encoded = codec.encode(audio)
-    middle = time.perf_counter()
-    decoded = codec.decode(encoded)
-    end = time.perf_counter()
-    return decoded, encoded, middle - start, end - middle
-
-
 def _check_decoded(decoded: Audio, sent: Audio, codec_id: str) -> None:
     what = f"codec {codec_id!r} output"
     if not isinstance(decoded, Audio):
@@ -60,34 +52,78 @@ def _check_decoded(decoded: Audio, sent: Audio, codec_id: str) -> None:
     check_signal(decoded, what, allow_silence=True)
 
 
+@dataclass
+class CodecPass:
+    """One encode/decode of audio at the codec's rate, with what it cost.
+
+    ``decoded`` has the channels of the audio sent in. ``bits`` sums every
+    encode made (one per channel when coded per channel). ``delay_samples`` is
+    the delay the adapter reported removing, at the codec's rate. Times are
+    seconds: wall (``perf_counter``) and process CPU (``process_time``, all threads).
+    """
+
+    decoded: Audio
+    bits: int
+    delay_samples: int
+    channel_mode: str  # "joint", "per-channel" (mono-only codec) or "upmixed" (stereo-only codec)
+    encode_s: float = 0.0
+    decode_s: float = 0.0
+    encode_cpu_s: float = 0.0
+    decode_cpu_s: float = 0.0
+
+
+def _code_once(codec: Codec, audio: Audio, codec_id: str, mode: str) -> CodecPass:
+    wall, cpu = time.perf_counter(), time.process_time()
+    encoded = codec.encode(audio)
+    wall_mid, cpu_mid = time.perf_counter(), time.process_time()
+    decoded = codec.decode(encoded)
+    wall_end, cpu_end = time.perf_counter(), time.process_time()
+    _check_decoded(decoded, audio, codec_id)
+    return CodecPass(
+        decoded, int(encoded.bits), int(encoded.delay_samples), mode,
+        wall_mid - wall, wall_end - wall_mid, cpu_mid - cpu, cpu_end - cpu_mid,
+    )
+
+
+def run_codec(codec: Codec, codec_id: str, sent: Audio) -> CodecPass:
+    """Encode and decode ``sent`` (already at a rate the codec accepts), adapting channels.
+
+    A codec that accepts the channel count codes it jointly. A mono-only codec
+    codes each channel on its own (bits summed). A stereo-only codec given mono
+    codes the mono signal duplicated to both channels (bits of the stereo
+    stream) and returns the mean of its two output channels.
+    """
+    if codec.accepts_channels(sent.channels):
+        return _code_once(codec, sent, codec_id, "joint")
+    if codec.accepts_channels(1):
+        passes = [_code_once(codec, sent.channel(i), codec_id, "per-channel") for i in range(sent.channels)]
+        return CodecPass(
+            Audio(np.concatenate([p.decoded.samples for p in passes], axis=0), sent.sample_rate),
+            sum(p.bits for p in passes), max(p.delay_samples for p in passes), "per-channel",
+            *(sum(getattr(p, f) for p in passes) for f in ("encode_s", "decode_s", "encode_cpu_s", "decode_cpu_s")),
+        )
+    if sent.channels == 1 and codec.accepts_channels(2):
+        stereo = Audio(np.concatenate([sent.samples, sent.samples]), sent.sample_rate)
+        result = _code_once(codec, stereo, codec_id, "upmixed")
+        result.decoded = result.decoded.mono()
+        return result
+    raise CodecbenchError(
+        f"codec {codec_id!r}: expected input with {list(codec.channel_counts)} channel(s), found {sent.channels}"
+    )
+
+
 def reconstruct(codec: Codec, codec_id: str, reference: Audio) -> tuple[Audio, dict]:
     """Run ``reference`` through ``codec``; return the reconstruction at the reference's rate and the facts.
 
-    A stereo item given to a mono-only codec is coded one channel at a time
-    (bits summed; recorded as ``channel_mode: per-channel``). Raises
-    CodecbenchError when the codec's output is not what was sent in shape,
-    rate or finiteness.
+    The reference is resampled to ``codec.choose_rate`` and back (recorded as
+    ``resampled``); channels are adapted as :func:`run_codec` says (recorded as
+    ``channel_mode``). Raises CodecbenchError when the codec's output is not
+    what was sent in shape, rate or finiteness.
     """
     rate = codec.choose_rate(reference.sample_rate)
     sent = resample(reference, rate)
-    if codec.accepts_channels(sent.channels):
-        decoded, encoded, t_enc, t_dec = _code(codec, sent)
-        _check_decoded(decoded, sent, codec_id)
-        bits, mode = encoded.bits, "joint"
-    elif codec.accepts_channels(1):
-        parts, bits, t_enc, t_dec = [], 0, 0.0, 0.0
-        for index in range(sent.channels):
-            channel = sent.channel(index)
-            decoded, encoded, enc_s, dec_s = _code(codec, channel)
-            _check_decoded(decoded, channel, codec_id)
-            parts.append(decoded.samples)
-            bits, t_enc, t_dec = bits + encoded.bits, t_enc + enc_s, t_dec + dec_s
-        decoded, mode = Audio(np.concatenate(parts, axis=0), rate), "per-channel"
-    else:
-        raise CodecbenchError(
-            f"codec {codec_id!r}: expected input with {list(codec.channel_counts)} channel(s), "
-            f"found {sent.channels}"
-        )
+    result = run_codec(codec, codec_id, sent)
+    decoded, bits, mode = result.decoded, result.bits, result.channel_mode
     back = resample(decoded, reference.sample_rate)
     if back.frames != reference.frames:  # soxr rounds lengths; keep the reference's exactly
         samples = back.samples[:, : reference.frames]
@@ -102,8 +138,9 @@ def reconstruct(codec: Codec, codec_id: str, reference: Audio) -> tuple[Audio, d
         "resampled": rate != reference.sample_rate,
         "channels": reference.channels,
         "channel_mode": mode,
-        "encode_s": t_enc,
-        "decode_s": t_dec,
+        "encode_s": result.encode_s,
+        "decode_s": result.decode_s,
+        "compensated_delay_ms": 1000.0 * result.delay_samples / rate,
         "residual_delay_samples": measure_lag(reference, back),
     }
     return back, facts

@@ -28,6 +28,9 @@ class Encoded:
     counts as payload is documented per adapter). ``frames`` and
     ``sample_rate`` describe the input the codec saw, so ``decode`` can return
     exactly that many frames; they are bookkeeping, not counted in ``bits``.
+    ``delay_samples`` is the codec's delay, in samples at ``sample_rate``, that
+    ``decode`` removes to align its output with the input (encoder priming,
+    pre-skip, lookahead); it is reported, not counted in ``bits``.
     """
 
     payload: Any
@@ -36,6 +39,7 @@ class Encoded:
     sample_rate: int
     channels: int
     side: dict = field(default_factory=dict)
+    delay_samples: int = 0
 
     def __post_init__(self) -> None:
         if int(self.bits) < 0:
@@ -69,6 +73,13 @@ class Codec(ABC):
     family: str = "unknown"
     #: True when decode(encode(x)) must equal x sample for sample.
     lossless: bool = False
+    #: frame length in ms (the audio one packet covers); None when not framed.
+    frame_ms: float | None = None
+    #: encoder lookahead in ms beyond the frame; None when unknown.
+    lookahead_ms: float | None = None
+    #: how far (relative, 0.1 = 10%) measured kbps may sit from nominal on demo speech,
+    #: with the reason in the adapter's docs (frame headers, padding, VBR...).
+    bitrate_tolerance: float = 0.10
 
     @abstractmethod
     def encode(self, audio: Audio) -> Encoded:
@@ -96,9 +107,19 @@ class Codec(ABC):
             "channel_counts": list(self.channel_counts) if self.channel_counts else None,
             "nominal_kbps": self.nominal_kbps,
             "lossless": self.lossless,
+            "frame_ms": self.frame_ms,
+            "lookahead_ms": self.lookahead_ms,
+            "algorithmic_latency_ms": self.algorithmic_latency_ms(),
+            "bitrate_tolerance": self.bitrate_tolerance,
             "params": self.params(),
             "weights_hash": self.weights_hash(),
         }
+
+    def algorithmic_latency_ms(self) -> float | None:
+        """Declared algorithmic latency: frame + lookahead, in ms (None when either is unknown)."""
+        if self.frame_ms is None or self.lookahead_ms is None:
+            return None
+        return float(self.frame_ms) + float(self.lookahead_ms)
 
     def fingerprint(self) -> str:
         """sha256 over adapter, version, parameters and weights: the cache key's codec half."""

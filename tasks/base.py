@@ -88,6 +88,13 @@ class Task(ABC):
     def score(self, reference: Audio, reconstruction: Audio, item: Item) -> TaskRow:
         """Score one item. Both audios are at the item's rate and aligned."""
 
+    def bind(self, codec, codec_id: str) -> None:
+        """Called before the items of each codec are scored.
+
+        Tasks that measure the codec itself (its speed, its tokens) keep it
+        here; the default ignores it, since most tasks score audio only.
+        """
+
     def evaluator_info(self) -> dict:
         """Provenance of the evaluators (package versions, models, normalisers)."""
         return {m.name: m.evaluator for m in self.metrics}

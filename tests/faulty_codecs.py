@@ -47,3 +47,14 @@ class MonoOnlyHalfCodec(IdentityCodec):
 
     def decode(self, encoded: Encoded) -> Audio:
         return Audio(np.asarray(encoded.payload) * 0.5, encoded.sample_rate)
+
+
+class StereoOnlyCodec(IdentityCodec):
+    """Stereo-only (like FFmpeg's native Vorbis encoder): exercises the mono upmix."""
+
+    channel_counts = (2,)
+
+    def decode(self, encoded: Encoded) -> Audio:
+        samples = np.asarray(encoded.payload).copy()
+        samples[1] *= 0.5  # the two channels differ, so the pipeline's mean is visible
+        return Audio(samples, encoded.sample_rate)

@@ -169,3 +169,23 @@ def test_mono_only_codec_codes_stereo_per_channel_and_resamples(tmp_path):
     assert row["values"]["bits"] == 8000 * 2 * 32
     assert row["values"]["kbps"] == pytest.approx(512.0)
     assert abs(row["values"]["residual_delay_samples"]) <= 1
+
+
+def test_stereo_only_codec_gets_mono_upmixed_and_pays_for_two_channels(tmp_path):
+    mono = tone(1.0, rate=16000)
+    manifest = _manifest(tmp_path, {"m": mono})
+    cfg = _config(tmp_path, manifest, codecs={"st": {"_target_": "faulty_codecs.StereoOnlyCodec"}})
+    Evaluation(cfg, tmp_path / "run").run()
+    row = _rows(tmp_path / "run")[("st", "m", "codec")]
+    assert row["info"]["channel_mode"] == "upmixed" and row["info"]["codec_rate"] == 16000
+    assert row["values"]["bits"] == 16000 * 2 * 32
+    from codecbench.cache import ReconstructionCache
+    from codecbench.audio import load_audio
+    from hydra.utils import instantiate
+
+    reference = load_audio(tmp_path / "audio" / "m.wav")
+    codec = instantiate(cfg.codec["st"])
+    cache = ReconstructionCache(tmp_path / "cache")
+    reconstruction, _ = cache.get("st", cache.key(codec.fingerprint(), reference.fingerprint()))
+    assert reconstruction.channels == 1
+    np.testing.assert_allclose(reconstruction.samples, 0.75 * reference.samples, atol=1e-6)
