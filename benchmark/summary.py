@@ -11,13 +11,15 @@ summary.json (schema_version 1)::
         "<codec id>": {
           "family": str, "nominal_kbps": float|null,
           "measured_kbps": float|null,  # total emitted bits / total seconds, items coded ok
+          "measured_kbps_by_domain": {"<domain>": float|null},
           "n_items": int, "n_failed": int,      # items seen / items whose codec stage failed
           "max_abs_residual_delay_samples": int|null,
           "metrics": {"<task>": {"<metric>": {
               "mean": float|null, "ci_low": float|null, "ci_high": float|null,  # 95% bootstrap
               "n": int, "n_failed": int, "unit": str, "higher_is_better": bool,
               "range": [lo, hi], "evaluator": str, "sample_rate": int|null,
-              "domains": [str]|null, "kind": str, "description": str}}}
+              "domains": [str]|null, "kind": str, "description": str,
+              "by_domain": {"<domain>": {"mean", "ci_low", "ci_high", "n", "n_failed"}}}}}
         }
       }
     }
@@ -41,6 +43,13 @@ def _task_classes(record: dict) -> dict:
     return {tid: get_class(entry["config"]["_target_"]) for tid, entry in record["tasks"].items()}
 
 
+def _kbps(codec_rows: list[dict]) -> float | None:
+    """Total emitted bits / total seconds of ok codec-stage rows, in kbit/s (None without bits)."""
+    rows = [r for r in codec_rows if r["values"].get("bits") is not None]
+    seconds = sum(r["values"]["seconds"] for r in rows)
+    return sum(r["values"]["bits"] for r in rows) / seconds / 1000.0 if seconds > 0 else None
+
+
 def build_summary(run_dir: str | Path) -> dict:
     """Aggregate the rows of ``run_dir`` per codec, task and metric."""
     run_dir = Path(run_dir)
@@ -56,13 +65,15 @@ def build_summary(run_dir: str | Path) -> dict:
     for codec_id, facts in record["codecs"].items():
         stage = rows_by.get((codec_id, CODEC_STAGE), [])
         ok = [r for r in stage if r["status"] == "ok"]
-        seconds = sum(r["values"]["seconds"] for r in ok)
-        bits = sum(r["values"]["bits"] for r in ok)
         delays = [abs(r["values"]["residual_delay_samples"]) for r in ok]
+        by_domain = {}
+        for row in ok:
+            by_domain.setdefault(row.get("domain") or "unknown", []).append(row)
         codecs[codec_id] = {
             "family": facts.get("family"),
             "nominal_kbps": facts.get("nominal_kbps"),
-            "measured_kbps": bits / seconds / 1000.0 if seconds > 0 else None,
+            "measured_kbps": _kbps(ok),
+            "measured_kbps_by_domain": {d: _kbps(r) for d, r in sorted(by_domain.items())},
             "n_items": len(stage),
             "n_failed": len(stage) - len(ok),
             "max_abs_residual_delay_samples": max(delays) if delays else None,
@@ -82,26 +93,43 @@ def build_summary(run_dir: str | Path) -> dict:
     }
 
 
-def _metric(summary: dict, codec_id: str, key: str) -> dict | None:
+def _metric(summary: dict, codec_id: str, key: str, domain: str | None = None) -> dict | None:
+    """A metric's summary entry (overall, or its ``by_domain`` part with the declared facts)."""
     task, _, metric = key.partition(".")
-    return summary["codecs"][codec_id]["metrics"].get(task, {}).get(metric)
+    entry = summary["codecs"][codec_id]["metrics"].get(task, {}).get(metric)
+    if entry is None or domain is None:
+        return entry
+    part = entry.get("by_domain", {}).get(domain)
+    return None if part is None else {**entry, **part}
 
 
-def metric_keys(summary: dict) -> list[str]:
-    """Every ``task.metric`` key present in the summary, sorted."""
-    return sorted({f"{t}.{m}" for c in summary["codecs"].values() for t, ms in c["metrics"].items() for m in ms})
+def metric_keys(summary: dict, domain: str | None = None) -> list[str]:
+    """Every ``task.metric`` key present in the summary (for ``domain``, if given), sorted."""
+    return sorted({
+        f"{t}.{m}"
+        for c in summary["codecs"].values() for t, ms in c["metrics"].items() for m, e in ms.items()
+        if domain is None or domain in e.get("by_domain", {})
+    })
 
 
-def rank(summary: dict, rank_by: str) -> list[str]:
+def domains_of(summary: dict) -> list[str]:
+    """Domains with at least one metric entry, sorted."""
+    return sorted({
+        d for c in summary["codecs"].values() for ms in c["metrics"].values() for e in ms.values()
+        for d in e.get("by_domain", {})
+    })
+
+
+def rank(summary: dict, rank_by: str, domain: str | None = None) -> list[str]:
     """Codec ids best first by ``rank_by`` (``task.metric``); codecs without a value last."""
-    known = metric_keys(summary)
+    known = metric_keys(summary, domain)
     if not known:
         return sorted(summary["codecs"])
     if rank_by not in known:
         raise ConfigError(f"report.rank_by: expected one of {', '.join(sorted(known))}, found {rank_by!r}")
 
     def order(codec_id: str):
-        entry = _metric(summary, codec_id, rank_by)
+        entry = _metric(summary, codec_id, rank_by, domain)
         if entry is None or entry["mean"] is None:
             return (1, 0.0, codec_id)
         return (0, -entry["mean"] if entry["higher_is_better"] else entry["mean"], codec_id)
@@ -113,22 +141,28 @@ def _fmt(value: float | None, digits: int = 3) -> str:
     return "n/a" if value is None else f"{value:.{digits}f}"
 
 
-def format_table(summary: dict, rank_by: str) -> str:
-    """Markdown table, ranked by ``rank_by``: mean [95% CI] per metric, failures counted."""
-    order = rank(summary, rank_by)
-    keys = metric_keys(summary)
+def format_table(summary: dict, rank_by: str, domain: str | None = None) -> str:
+    """Markdown table, ranked by ``rank_by``: mean [95% CI] per metric, failures counted.
+
+    With ``domain``, only that domain's items and the metrics that apply to it.
+    """
+    keys = metric_keys(summary, domain)
+    if domain is not None and rank_by not in keys and keys:
+        rank_by = keys[0]
+    order = rank(summary, rank_by, domain)
     keys.sort(key=lambda k: k != rank_by)
     arrows = {}
     for key in keys:
-        entry = next(e for c in order if (e := _metric(summary, c, key)) is not None)
+        entry = next(e for c in order if (e := _metric(summary, c, key, domain)) is not None)
         arrows[key] = "↑" if entry["higher_is_better"] else "↓"
     header = ["rank", "codec", "kbps (measured)", "kbps (nominal)", *[f"{k} {arrows[k]}" for k in keys]]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for position, codec_id in enumerate(order, 1):
         codec = summary["codecs"][codec_id]
-        cells = [str(position), codec_id, _fmt(codec["measured_kbps"], 2), _fmt(codec["nominal_kbps"], 2)]
+        measured = codec["measured_kbps"] if domain is None else codec["measured_kbps_by_domain"].get(domain)
+        cells = [str(position), codec_id, _fmt(measured, 2), _fmt(codec["nominal_kbps"], 2)]
         for key in keys:
-            entry = _metric(summary, codec_id, key)
+            entry = _metric(summary, codec_id, key, domain)
             if entry is None:
                 cells.append("")
                 continue
@@ -150,9 +184,16 @@ def format_report(summary: dict, rank_by: str) -> str:
         "",
         f"Dataset `{dataset['name']}`: {dataset['n_items']} items, fingerprint `{dataset['fingerprint'][:16]}`."
         + ("" if summary["complete"] else " **Incomplete run**: some rows are missing."),
-        f"Ranked by `{rank_by}`; cells are mean [95% bootstrap CI]; n per metric below.",
+        f"Ranked by `{rank_by}`; cells are mean [95% bootstrap CI] over the items of the domains each "
+        "metric applies to; per-domain tables and n per metric below.",
         "",
         format_table(summary, rank_by),
+        "",
+    ]
+    for domain in domains_of(summary):
+        lines += [f"## Domain: {domain}", "", format_table(summary, rank_by, domain), ""]
+    lines += [
+        "## Metrics",
         "",
         "| metric | unit | range | sample rate (Hz) | domains | evaluator | n per codec |",
         "|---|---|---|---|---|---|---|",

@@ -136,21 +136,37 @@ class Task(ABC):
         A classmethod over the metric cards stored in run.json, so a run folder
         can be summarised again without building the task (and loading its
         models). ``rows`` are stored rows (``item``, ``status``, ``values``,
-        ``failures``); ``domains`` maps item id to domain, so a failed row counts
-        as a failure only for metrics that apply to that item. Per-item metrics
-        get the mean and a 95% bootstrap CI; tasks with corpus metrics override this.
+        ``failures``); ``domains`` maps item id to domain. Each metric gets an
+        overall entry over the items of the domains it applies to (never
+        mixing in others) and a ``by_domain`` entry per such domain present.
+        A failed row counts as a failure only where the metric applies.
+        Per-item metrics get the mean and a 95% bootstrap CI; tasks with corpus
+        metrics override this.
         """
         rows = list(rows)
         out = {}
         for name, card in cards.items():
-            values, failed = [], 0
-            for row in rows:
-                if card["domains"] is not None and domains.get(row["item"]) not in card["domains"]:
-                    continue
-                if row["status"] != "ok" or name in row.get("failures", {}):
-                    failed += 1
-                elif name in row.get("values", {}):
-                    values.append(row["values"][name])
-            mean, low, high = bootstrap_mean_ci(values)
-            out[name] = {"mean": mean, "ci_low": low, "ci_high": high, "n": len(values), "n_failed": failed, **card}
+            applicable = [
+                row for row in rows if card["domains"] is None or domains.get(row["item"]) in card["domains"]
+            ]
+            by_domain: dict[str, list[dict]] = {}
+            for row in applicable:
+                by_domain.setdefault(domains.get(row["item"]) or "unknown", []).append(row)
+            out[name] = {
+                **cls._mean_entry(name, applicable),
+                **card,
+                "by_domain": {d: cls._mean_entry(name, r) for d, r in sorted(by_domain.items())},
+            }
         return out
+
+    @staticmethod
+    def _mean_entry(name: str, rows: list[dict]) -> dict:
+        """mean, 95% CI, n and n_failed of one per-item metric over ``rows``."""
+        values, failed = [], 0
+        for row in rows:
+            if row["status"] != "ok" or name in row.get("failures", {}):
+                failed += 1
+            elif name in row.get("values", {}):
+                values.append(row["values"][name])
+        mean, low, high = bootstrap_mean_ci(values)
+        return {"mean": mean, "ci_low": low, "ci_high": high, "n": len(values), "n_failed": failed}
