@@ -19,6 +19,9 @@ commands:
   codecbench run [OVERRIDES...]       evaluate codecs (Hydra overrides; -m for multirun)
                                       e.g. codecbench run codec=[identity,opus_12k] dataset=demo
                                       with no overrides: identity and Opus 6/12/24 kbps on the demo corpus
+  codecbench score REF_DIR DEG_DIR [OVERRIDES...]
+                                      score reconstructions decoded elsewhere (files paired by
+                                      relative path; e.g. task=[signal] dataset.domain=music align=true)
   codecbench ls codecs|tasks|datasets list what can be selected
   codecbench report RUN_DIR           print a run's ranked table and write RUN_DIR/summary.md
   codecbench run --help               Hydra's help: config groups and options
@@ -30,8 +33,9 @@ Results go to run_dir (default runs/<date>_<time>); rerun with the same run_dir=
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="codecbench", description=USAGE, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="store_true", help="print the version and exit")
-    sub = parser.add_subparsers(dest="command", metavar="{run,ls,report}")
+    sub = parser.add_subparsers(dest="command", metavar="{run,score,ls,report}")
     sub.add_parser("run", help="evaluate codecs (arguments are Hydra overrides)", add_help=False)
+    sub.add_parser("score", help="score reconstructions made elsewhere: REF_DIR DEG_DIR [overrides]", add_help=False)
     ls = sub.add_parser("ls", help="list codecs, tasks or datasets")
     ls.add_argument("what", choices=["codecs", "tasks", "datasets"])
     report = sub.add_parser("report", help="print a run's table and write summary.md")
@@ -47,11 +51,15 @@ def _fail(exc: CodecbenchError) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and argv[0] == "run":
-        from codecbench.run import run_command
+    if argv and argv[0] in ("run", "score"):
+        from codecbench.run import run_command, score_command
 
         try:
-            return run_command(argv[1:])
+            if argv[0] == "run":
+                return run_command(argv[1:])
+            if len(argv) < 3 or argv[1].startswith("-") or argv[2].startswith("-"):
+                raise ConfigError("usage: codecbench score REF_DIR DEG_DIR [OVERRIDES...]")
+            return score_command(argv[1], argv[2], argv[3:])
         except CodecbenchError as exc:
             return _fail(exc)
     args = _parser().parse_args(argv)

@@ -19,11 +19,10 @@ from omegaconf import DictConfig, OmegaConf
 from codecbench import __version__
 from codecbench.audio import check_signal, resampler_info
 from codecbench.cache import PIPELINE_VERSION, ReconstructionCache
-from codecbench.codecs.base import Codec
 from codecbench.datasets.base import Dataset, Item
 from codecbench.errors import CodecbenchError, ConfigError, RunAborted
 from codecbench.provenance import environment
-from codecbench.reconstruct import reconstruct
+from codecbench.sources import CodecSource, FolderSource
 from codecbench.store import CODEC_STAGE, RUN_FILE, RowStore, read_json, write_json
 from codecbench.summary import write_summary
 from codecbench.tasks.base import Task
@@ -33,6 +32,7 @@ log = logging.getLogger("codecbench")
 #: codec-stage facts stored as row values (numbers); the rest go to the row's ``info``.
 NUMERIC_CODEC_FACTS = (
     "bits", "seconds", "kbps", "residual_delay_samples", "compensated_delay_ms", "encode_s", "decode_s",
+    "applied_shift_samples", "length_difference_samples",
 )
 
 
@@ -60,27 +60,40 @@ def instantiate(node: DictConfig, what: str):
         raise ConfigError(f"{what}: could not build {node.get('_target_')!r}: {exc}") from exc
 
 
-def build(cfg: DictConfig) -> tuple[Dataset, dict[str, Codec], dict[str, Task]]:
-    """Instantiate the dataset, codecs and tasks a config names."""
+def build(cfg: DictConfig) -> tuple[Dataset, dict[str, CodecSource | FolderSource], dict[str, Task]]:
+    """Instantiate the dataset, the reconstruction sources and the tasks a config names.
+
+    A config with ``reconstructions`` (``codecbench score``) scores the files
+    of that folder; otherwise every selected codec is run.
+    """
     check_complete(cfg)
-    if not cfg.get("codec"):
+    scoring = cfg.get("reconstructions") is not None
+    if not scoring and not cfg.get("codec"):
         raise ConfigError("no codec selected: expected codec=NAME or codec=[NAME,...]")
     if not cfg.get("task"):
         raise ConfigError("no task selected: expected task=NAME or task=[NAME,...]")
-    for group in ("codec", "task"):
+    for group in ("task",) if scoring else ("codec", "task"):
         for key, node in cfg[group].items():
             if not isinstance(node, DictConfig) or "_target_" not in node:
+                found = OmegaConf.to_container(node) if isinstance(node, DictConfig) else node
                 raise ConfigError(
                     f"{group} {key!r}: expected a mapping with _target_ (each {group} YAML starts with "
-                    f"'# @package {group}.<file name>'), found {OmegaConf.to_container(node) if isinstance(node, DictConfig) else node!r}"
+                    f"'# @package {group}.<file name>'), found {found!r}"
                 )
     dataset = instantiate(cfg.dataset, "dataset")
-    codecs = {cid: instantiate(node, f"codec {cid}") for cid, node in cfg.codec.items()}
+    if scoring:
+        name = cfg.get("name") or Path(str(cfg.reconstructions)).resolve().name
+        sources = {name: FolderSource(name, cfg.reconstructions, dataset, cfg.get("align", False))}
+    else:
+        cache = ReconstructionCache(cfg.paths.cache_dir)
+        sources = {
+            cid: CodecSource(cid, instantiate(node, f"codec {cid}"), cache) for cid, node in cfg.codec.items()
+        }
     tasks = {tid: instantiate(node, f"task {tid}") for tid, node in cfg.task.items()}
-    return dataset, codecs, tasks
+    return dataset, sources, tasks
 
 
-def run_record(cfg: DictConfig, dataset: Dataset, codecs: dict[str, Codec], tasks: dict[str, Task]) -> dict:
+def run_record(cfg: DictConfig, dataset: Dataset, sources: dict, tasks: dict[str, Task]) -> dict:
     """Everything run.json holds about what produced the results."""
     return {
         "codecbench_version": __version__,
@@ -89,7 +102,7 @@ def run_record(cfg: DictConfig, dataset: Dataset, codecs: dict[str, Codec], task
         "environment": environment(),
         "resampler": resampler_info(),
         "dataset": {**dataset.describe(), "fingerprint": dataset.fingerprint()},
-        "codecs": {cid: {**codec.facts(), "fingerprint": codec.fingerprint()} for cid, codec in codecs.items()},
+        "codecs": {cid: source.record() for cid, source in sources.items()},
         "tasks": {
             tid: {
                 "config": OmegaConf.to_container(cfg.task[tid], resolve=True),
@@ -157,8 +170,7 @@ class Evaluation:
     def __init__(self, cfg: DictConfig, run_dir: str | Path):
         self.cfg = cfg
         self.run_dir = Path(run_dir)
-        self.dataset, self.codecs, self.tasks = build(cfg)
-        self.cache = ReconstructionCache(cfg.paths.cache_dir)
+        self.dataset, self.sources, self.tasks = build(cfg)
         self.max_failure_fraction = float(cfg.get("max_failure_fraction", 0.25))
         if not 0.0 <= self.max_failure_fraction <= 1.0:
             raise ConfigError(f"max_failure_fraction: expected a fraction in [0, 1], found {self.max_failure_fraction}")
@@ -166,16 +178,16 @@ class Evaluation:
     def run(self) -> dict:
         """Evaluate everything not yet in the run folder; write run.json, summary.json and summary.md."""
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        record = merge_run_record(self.run_dir, run_record(self.cfg, self.dataset, self.codecs, self.tasks))
+        record = merge_run_record(self.run_dir, run_record(self.cfg, self.dataset, self.sources, self.tasks))
         write_json(self.run_dir / RUN_FILE, record)
         started = time.perf_counter()
         with RowStore(self.run_dir) as store, self._progress() as bar:
-            for codec_id, codec in self.codecs.items():
+            for codec_id, source in self.sources.items():
                 bar.set_description(codec_id)
                 for task in self.tasks.values():
-                    task.bind(codec, codec_id)
+                    task.bind(source.codec, codec_id)
                 for item in self.dataset:
-                    self._evaluate_item(store, codec_id, codec, item)
+                    self._evaluate_item(store, codec_id, source, item)
                     self._check_failures(store, codec_id)
                     bar.update(1)
         record["sessions"][-1]["finished"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
@@ -186,7 +198,7 @@ class Evaluation:
     def _progress(self):
         from tqdm import tqdm
 
-        total = len(self.codecs) * len(self.dataset)
+        total = len(self.sources) * len(self.dataset)
         # disable=None: shown on a terminal, silent when stderr is a file or pipe
         return tqdm(total=total, unit="item", disable=None if self.cfg.get("progress", True) else True,
                     dynamic_ncols=True)
@@ -201,7 +213,7 @@ class Evaluation:
                 f"are in {store.path}"
             )
 
-    def _evaluate_item(self, store: RowStore, codec_id: str, codec: Codec, item: Item) -> None:
+    def _evaluate_item(self, store: RowStore, codec_id: str, source, item: Item) -> None:
         stages = [CODEC_STAGE, *self.tasks]
         todo = [stage for stage in stages if (codec_id, item.id, stage) not in store]
         if not todo:
@@ -214,7 +226,7 @@ class Evaluation:
                 store.append(_failed_row(codec_id, item, stage, f"input: {exc}"))
             return
         try:
-            reconstruction, facts = self._reconstruction(codec_id, codec, reference)
+            reconstruction, facts = source.reconstruct(item, reference)
         except Exception as exc:  # a codec that raises is recorded, and the run goes on
             reason = f"codec {codec_id!r} on item {item.id!r}: {_error_text(exc)}"
             log.warning(reason)
@@ -222,7 +234,7 @@ class Evaluation:
                 store.append(_failed_row(codec_id, item, stage, reason))
             return
         if CODEC_STAGE in todo:
-            values = {k: facts[k] for k in NUMERIC_CODEC_FACTS}
+            values = {k: facts[k] for k in NUMERIC_CODEC_FACTS if k in facts}
             info = {k: v for k, v in facts.items() if k not in NUMERIC_CODEC_FACTS}
             store.append({
                 "codec": codec_id, "item": item.id, "task": CODEC_STAGE, "domain": item.domain,
@@ -240,13 +252,3 @@ class Evaluation:
                 "codec": codec_id, "item": item.id, "task": task_id, "domain": item.domain,
                 "status": "ok", "error": None, "values": result.values, "failures": result.failures,
             })
-
-    def _reconstruction(self, codec_id: str, codec: Codec, reference):
-        key = self.cache.key(codec.fingerprint(), reference.fingerprint())
-        cached = self.cache.get(codec_id, key)
-        if cached is not None:
-            audio, facts = cached
-            return audio, {**{k: v for k, v in facts.items() if k != "sample_rate"}, "cache": "hit"}
-        audio, facts = reconstruct(codec, codec_id, reference)
-        self.cache.put(codec_id, key, audio, facts)
-        return audio, {**facts, "cache": "miss"}

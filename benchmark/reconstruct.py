@@ -22,6 +22,15 @@ from codecbench.errors import CodecbenchError
 MAX_LAG_SECONDS = 0.05
 
 
+def fit_length(audio: Audio, frames: int) -> Audio:
+    """Cut or zero-pad ``audio`` to exactly ``frames`` frames."""
+    if audio.frames == frames:
+        return audio
+    samples = audio.samples[:, :frames]
+    pad = frames - samples.shape[1]
+    return Audio(np.pad(samples, ((0, 0), (0, pad))) if pad > 0 else samples, audio.sample_rate)
+
+
 def measure_lag(reference: Audio, reconstruction: Audio, max_lag_s: float = MAX_LAG_SECONDS) -> int:
     """Offset in samples of ``reconstruction`` relative to ``reference`` (positive: late).
 
@@ -124,11 +133,7 @@ def reconstruct(codec: Codec, codec_id: str, reference: Audio) -> tuple[Audio, d
     sent = resample(reference, rate)
     result = run_codec(codec, codec_id, sent)
     decoded, bits, mode = result.decoded, result.bits, result.channel_mode
-    back = resample(decoded, reference.sample_rate)
-    if back.frames != reference.frames:  # soxr rounds lengths; keep the reference's exactly
-        samples = back.samples[:, : reference.frames]
-        pad = reference.frames - samples.shape[1]
-        back = Audio(np.pad(samples, ((0, 0), (0, pad))) if pad > 0 else samples, reference.sample_rate)
+    back = fit_length(resample(decoded, reference.sample_rate), reference.frames)  # soxr rounds lengths
     facts = {
         "bits": int(bits),
         "seconds": reference.duration,

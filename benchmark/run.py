@@ -37,13 +37,28 @@ def check_overrides(args: list[str]) -> None:
         check_names(override.key_or_group, _names(override.value()), searchpath)
 
 
-def run_command(args: list[str]) -> int:
-    """Run Hydra's main with ``args`` as its command line."""
+def _warn_unmatched(sources: dict) -> None:
+    """List files of a scored folder that pair with no reference, and references with no file."""
+    for name, source in sources.items():
+        for label, names in (("references without a reconstruction", getattr(source, "unmatched_items", [])),
+                             ("reconstructions without a reference", getattr(source, "unmatched_files", []))):
+            if names:
+                shown = ", ".join(names[:20]) + (f" ... (+{len(names) - 20} more)" if len(names) > 20 else "")
+                print(f"codecbench: {name}: {len(names)} {label}: {shown}", file=sys.stderr)
+
+
+def score_command(reference_dir: str, degraded_dir: str, args: list[str]) -> int:
+    """``codecbench score REF_DIR DEG_DIR [overrides]``: score reconstructions made elsewhere."""
+    return run_command([f"dataset.root={reference_dir}", f"reconstructions={degraded_dir}", *args], "score")
+
+
+def run_command(args: list[str], config_name: str = "config") -> int:
+    """Run Hydra's main with ``args`` as its command line and ``conf/<config_name>.yaml``."""
     import hydra
 
     check_overrides(args)
 
-    @hydra.main(version_base="1.3", config_path="pkg://codecbench.conf", config_name="config")
+    @hydra.main(version_base="1.3", config_path="pkg://codecbench.conf", config_name=config_name)
     def _job(cfg) -> None:
         from hydra.core.hydra_config import HydraConfig
 
@@ -52,7 +67,9 @@ def run_command(args: list[str]) -> int:
 
         run_dir = HydraConfig.get().runtime.output_dir
         try:
-            summary = Evaluation(cfg, run_dir).run()
+            evaluation = Evaluation(cfg, run_dir)
+            _warn_unmatched(evaluation.sources)
+            summary = evaluation.run()
         except CodecbenchError as exc:
             print(f"codecbench: error: {exc}", file=sys.stderr)
             sys.exit(1 if isinstance(exc, RunAborted) else 2)

@@ -565,6 +565,7 @@ def config_fixtures(tmp_path: Path) -> dict[str, dict[str, str]]:
         "librispeech": {"root": str(tmp_path / "libri")},
         "voxceleb": {"root": str(tmp_path / "vox"), "trials": str(tmp_path / "vox_trials.txt")},
         "esc50": {"root": str(tmp_path / "esc")},
+        "folder": {"root": str(tmp_path / "man")},
     }
 
 
