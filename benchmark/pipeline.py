@@ -23,7 +23,7 @@ from codecbench.datasets.base import Dataset, Item
 from codecbench.errors import CodecbenchError, ConfigError, RunAborted
 from codecbench.provenance import environment
 from codecbench.sources import CodecSource, FolderSource
-from codecbench.store import CODEC_STAGE, RUN_FILE, RowStore, read_json, write_json
+from codecbench.store import CODEC_STAGE, RUN_FILE, RowStore, read_json, write_json, write_trials
 from codecbench.summary import write_summary
 from codecbench.tasks.base import Task
 
@@ -180,6 +180,7 @@ class Evaluation:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         record = merge_run_record(self.run_dir, run_record(self.cfg, self.dataset, self.sources, self.tasks))
         write_json(self.run_dir / RUN_FILE, record)
+        write_trials(self.run_dir, self.dataset.trials)
         started = time.perf_counter()
         with RowStore(self.run_dir) as store, self._progress() as bar:
             for codec_id, source in self.sources.items():
@@ -251,4 +252,5 @@ class Evaluation:
             store.append({
                 "codec": codec_id, "item": item.id, "task": task_id, "domain": item.domain,
                 "status": "ok", "error": None, "values": result.values, "failures": result.failures,
+                **({"extra": result.extra} if result.extra else {}),
             })

@@ -18,6 +18,7 @@ from codecbench.errors import CodecbenchError
 ROWS_FILE = "rows.jsonl"
 RUN_FILE = "run.json"
 SUMMARY_FILE = "summary.json"
+TRIALS_FILE = "trials.tsv"
 REPORT_FILE = "summary.md"
 
 #: the pseudo-task name of codec-stage rows (bits, measured kbps, delay).
@@ -107,3 +108,25 @@ def read_json(path: str | Path) -> dict:
         return json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
         raise CodecbenchError(f"{path}: expected JSON, found a syntax error ({exc})") from exc
+
+
+def write_trials(run_dir: str | Path, trials) -> None:
+    """Copy the dataset's verification trials into the run folder (nothing when there are none)."""
+    if not trials:
+        return
+    lines = ["label\tenroll_id\ttest_id"] + [f"{t.label}\t{t.enroll_id}\t{t.test_id}" for t in trials]
+    path = Path(run_dir) / TRIALS_FILE
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def read_trials(run_dir: str | Path) -> list:
+    """The run folder's trials (``Trial`` objects), or an empty list."""
+    from codecbench.datasets.base import Trial
+
+    path = Path(run_dir) / TRIALS_FILE
+    if not path.exists():
+        return []
+    rows = [line.split("\t") for line in path.read_text(encoding="utf-8").splitlines()[1:] if line.strip()]
+    return [Trial(int(label), enroll, test) for label, enroll, test in rows]

@@ -31,7 +31,9 @@ from collections import defaultdict
 from pathlib import Path
 
 from codecbench.errors import ConfigError
-from codecbench.store import CODEC_STAGE, REPORT_FILE, RUN_FILE, SUMMARY_FILE, read_json, read_rows, write_json
+from codecbench.store import (
+    CODEC_STAGE, REPORT_FILE, RUN_FILE, SUMMARY_FILE, read_json, read_rows, read_trials, write_json,
+)
 
 SCHEMA_VERSION = 1
 
@@ -55,6 +57,7 @@ def build_summary(run_dir: str | Path) -> dict:
     run_dir = Path(run_dir)
     record = read_json(run_dir / RUN_FILE)
     tasks = _task_classes(record)
+    trials = read_trials(run_dir)
     rows_by = defaultdict(list)
     domains: dict[str, str] = {}
     for row in read_rows(run_dir):
@@ -78,7 +81,7 @@ def build_summary(run_dir: str | Path) -> dict:
             "n_failed": len(stage) - len(ok),
             "max_abs_residual_delay_samples": max(delays) if delays else None,
             "metrics": {
-                tid: task.summarize(record["tasks"][tid]["metrics"], rows_by.get((codec_id, tid), []), domains)
+                tid: task.summarize(record["tasks"][tid]["metrics"], rows_by.get((codec_id, tid), []), domains, trials)
                 for tid, task in tasks.items()
             },
         }

@@ -22,7 +22,7 @@ from codecbench.audio import Audio
 from codecbench.stats import bootstrap_mean_ci
 
 if TYPE_CHECKING:
-    from codecbench.datasets.base import Item
+    from codecbench.datasets.base import Item, Trial
 
 
 @dataclass(frozen=True)
@@ -67,10 +67,16 @@ class MetricFailure(Exception):
 
 @dataclass
 class TaskRow:
-    """One task's result on one item: values by metric name, failures by metric name."""
+    """One task's result on one item.
+
+    ``values``: metric name -> number; ``failures``: metric name -> reason;
+    ``extra``: JSON-serialisable material that corpus metrics aggregate later
+    (edit counts, transcripts, embeddings), stored in the row as ``extra``.
+    """
 
     values: dict[str, float] = field(default_factory=dict)
     failures: dict[str, str] = field(default_factory=dict)
+    extra: dict = field(default_factory=dict)
 
 
 class Task(ABC):
@@ -130,13 +136,21 @@ class Task(ABC):
         return {metric.name: metric.card() for metric in self.metrics}
 
     @classmethod
-    def summarize(cls, cards: dict[str, dict], rows: Iterable[dict], domains: dict[str, str | None]) -> dict:
+    def summarize(
+        cls,
+        cards: dict[str, dict],
+        rows: Iterable[dict],
+        domains: dict[str, str | None],
+        trials: list[Trial] | None = None,
+    ) -> dict:
         """Summary per metric over this task's rows for one codec.
 
         A classmethod over the metric cards stored in run.json, so a run folder
         can be summarised again without building the task (and loading its
         models). ``rows`` are stored rows (``item``, ``status``, ``values``,
-        ``failures``); ``domains`` maps item id to domain. Each metric gets an
+        ``failures``, ``extra``); ``domains`` maps item id to domain;
+        ``trials`` are the dataset's verification trials (for corpus metrics
+        such as EER; per-item metrics ignore them). Each metric gets an
         overall entry over the items of the domains it applies to (never
         mixing in others) and a ``by_domain`` entry per such domain present.
         A failed row counts as a failure only where the metric applies.

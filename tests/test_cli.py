@@ -85,6 +85,11 @@ def test_run_json_provenance(default_run):
     assert record["tasks"]["signal"]["evaluators"]["pesq_wb"]["version"] == "0.0.4"
     assert record["codecs"]["opus_12k"]["nominal_kbps"] == 12.0 and len(record["codecs"]["opus_12k"]["fingerprint"]) == 64
     assert record["config"]["codec"]["opus_6k"]["bitrate"] == 6
+    # verification trials travel with the run, for corpus metrics such as EER
+    from codecbench.store import read_trials
+
+    trials = read_trials(run_dir)
+    assert len(trials) == 204 and sum(t.label for t in trials) == 102
 
 
 def test_stored_pesq_equals_the_reference_package(default_run):
