@@ -171,6 +171,9 @@ class Evaluation:
         self.cfg = cfg
         self.run_dir = Path(run_dir)
         self.dataset, self.sources, self.tasks = build(cfg)
+        self.batch_size = int(cfg.get("batch_size", 8))
+        if self.batch_size < 1:
+            raise ConfigError(f"batch_size: expected a positive number of items, found {self.batch_size}")
         self.max_failure_fraction = float(cfg.get("max_failure_fraction", 0.25))
         if not 0.0 <= self.max_failure_fraction <= 1.0:
             raise ConfigError(f"max_failure_fraction: expected a fraction in [0, 1], found {self.max_failure_fraction}")
@@ -187,10 +190,12 @@ class Evaluation:
                 bar.set_description(codec_id)
                 for task in self.tasks.values():
                     task.bind(source.codec, codec_id)
-                for item in self.dataset:
-                    self._evaluate_item(store, codec_id, source, item)
+                items = list(self.dataset)
+                for start in range(0, len(items), self.batch_size):
+                    batch = items[start : start + self.batch_size]
+                    self._evaluate_batch(store, codec_id, source, batch)
                     self._check_failures(store, codec_id)
-                    bar.update(1)
+                    bar.update(len(batch))
         record["sessions"][-1]["finished"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
         record["sessions"][-1]["wall_s"] = round(time.perf_counter() - started, 3)
         write_json(self.run_dir / RUN_FILE, record)
@@ -214,18 +219,18 @@ class Evaluation:
                 f"are in {store.path}"
             )
 
-    def _evaluate_item(self, store: RowStore, codec_id: str, source, item: Item) -> None:
-        stages = [CODEC_STAGE, *self.tasks]
-        todo = [stage for stage in stages if (codec_id, item.id, stage) not in store]
+    def _prepare(self, store: RowStore, codec_id: str, source, item: Item):
+        """Load, check and reconstruct one item; write its codec row. Returns what the tasks need, or None."""
+        todo = [stage for stage in (CODEC_STAGE, *self.tasks) if (codec_id, item.id, stage) not in store]
         if not todo:
-            return
+            return None
         try:
             reference = item.load()
             check_signal(reference, f"item {item.id!r} ({item.path})")
         except CodecbenchError as exc:
             for stage in todo:
                 store.append(_failed_row(codec_id, item, stage, f"input: {exc}"))
-            return
+            return None
         try:
             reconstruction, facts = source.reconstruct(item, reference)
         except Exception as exc:  # a codec that raises is recorded, and the run goes on
@@ -233,7 +238,7 @@ class Evaluation:
             log.warning(reason)
             for stage in todo:
                 store.append(_failed_row(codec_id, item, stage, reason))
-            return
+            return None
         if CODEC_STAGE in todo:
             values = {k: facts[k] for k in NUMERIC_CODEC_FACTS if k in facts}
             info = {k: v for k, v in facts.items() if k not in NUMERIC_CODEC_FACTS}
@@ -241,16 +246,26 @@ class Evaluation:
                 "codec": codec_id, "item": item.id, "task": CODEC_STAGE, "domain": item.domain,
                 "status": "ok", "error": None, "values": values, "failures": {}, "info": info,
             })
-        for task_id in todo:
-            if task_id == CODEC_STAGE:
+        return item, reference, reconstruction, set(todo)
+
+    def _evaluate_batch(self, store: RowStore, codec_id: str, source, items: list[Item]) -> None:
+        """Reconstruct a batch of items, then let each task score the batch at once (batched inference)."""
+        prepared = [p for item in items if (p := self._prepare(store, codec_id, source, item)) is not None]
+        for task_id, task in self.tasks.items():
+            group = [(reference, reconstruction, item) for item, reference, reconstruction, todo in prepared
+                     if task_id in todo]
+            if not group:
                 continue
             try:
-                result = self.tasks[task_id].score(reference, reconstruction, item)
-            except Exception as exc:
-                store.append(_failed_row(codec_id, item, task_id, f"task {task_id!r}: {_error_text(exc)}"))
-                continue
-            store.append({
-                "codec": codec_id, "item": item.id, "task": task_id, "domain": item.domain,
-                "status": "ok", "error": None, "values": result.values, "failures": result.failures,
-                **({"extra": result.extra} if result.extra else {}),
-            })
+                results = task.score_batch(group)
+            except Exception as exc:  # the whole batch failed: each item records why
+                results = [exc] * len(group)
+            for (_, _, item), result in zip(group, results):
+                if isinstance(result, BaseException):
+                    store.append(_failed_row(codec_id, item, task_id, f"task {task_id!r}: {_error_text(result)}"))
+                    continue
+                store.append({
+                    "codec": codec_id, "item": item.id, "task": task_id, "domain": item.domain,
+                    "status": "ok", "error": None, "values": result.values, "failures": result.failures,
+                    **({"extra": result.extra} if result.extra else {}),
+                })

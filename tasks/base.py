@@ -94,6 +94,20 @@ class Task(ABC):
     def score(self, reference: Audio, reconstruction: Audio, item: Item) -> TaskRow:
         """Score one item. Both audios are at the item's rate and aligned."""
 
+    def score_batch(self, batch: list[tuple[Audio, Audio, Item]]) -> list[TaskRow | Exception]:
+        """Score several ``(reference, reconstruction, item)`` at once, for batched inference.
+
+        Returns one TaskRow, or the Exception that item raised, per entry, in order.
+        The default scores one at a time; model-based tasks override it.
+        """
+        results: list[TaskRow | Exception] = []
+        for reference, reconstruction, item in batch:
+            try:
+                results.append(self.score(reference, reconstruction, item))
+            except Exception as exc:  # recorded by the pipeline as this item's failure
+                results.append(exc)
+        return results
+
     def bind(self, codec, codec_id: str) -> None:
         """Called before the items of each codec are scored.
 

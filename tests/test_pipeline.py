@@ -189,3 +189,18 @@ def test_stereo_only_codec_gets_mono_upmixed_and_pays_for_two_channels(tmp_path)
     reconstruction, _ = cache.get("st", cache.key(codec.fingerprint(), reference.fingerprint()))
     assert reconstruction.channels == 1
     np.testing.assert_allclose(reconstruction.samples, 0.75 * reference.samples, atol=1e-6)
+
+
+def test_tasks_score_in_batches_and_a_crashed_batch_fails_its_items(tmp_path):
+    manifest = _manifest(tmp_path, {f"i{k}": tone(0.5, freq=200 + 20 * k) for k in range(7)})
+    cfg = _config(tmp_path, manifest, batch_size=3, max_failure_fraction=1.0)
+    cfg.task = {}
+    cfg.task["batchsize"] = {"_target_": "probe_tasks.BatchSizeTask", "fail_id": "i4"}
+    Evaluation(cfg, tmp_path / "run").run()
+    rows = _rows(tmp_path / "run")
+    sizes = [rows[("identity", f"i{k}", "batchsize")].get("extra", {}).get("batch") for k in range(7)]
+    assert sizes == [3, 3, 3, None, None, None, 1]
+    for k in (3, 4, 5):
+        row = rows[("identity", f"i{k}", "batchsize")]
+        assert row["status"] == "failed" and "model crashed on a batch of 3" in row["error"]
+        assert rows[("identity", f"i{k}", "codec")]["status"] == "ok"
