@@ -17,7 +17,9 @@ summary.json (schema_version 1)::
           "metrics": {"<task>": {"<metric>": {
               "mean": float|null, "ci_low": float|null, "ci_high": float|null,  # 95% bootstrap
               "n": int, "n_failed": int, "unit": str, "higher_is_better": bool,
-              "range": [lo, hi], "evaluator": str, "sample_rate": int|null,
+              "range": [lo|null, hi|null],  # null: unbounded at that end
+              "evaluator": str, "sample_rate": int|null,
+              "max": float|null,  # efficiency metrics only: the worst item
               "domains": [str]|null, "kind": str, "description": str,
               "by_domain": {"<domain>": {"mean", "ci_low", "ci_high", "n", "n_failed"}}}}}
         }
@@ -140,6 +142,11 @@ def rank(summary: dict, rank_by: str, domain: str | None = None) -> list[str]:
     return sorted(summary["codecs"], key=order)
 
 
+def _bound(value: float | None, unbounded: str) -> str:
+    """A range end as printed: the number, or the infinity sign for an open end (null)."""
+    return unbounded if value is None else f"{value:g}"
+
+
 def _fmt(value: float | None, digits: int = 3) -> str:
     return "n/a" if value is None else f"{value:.{digits}f}"
 
@@ -206,7 +213,7 @@ def format_report(summary: dict, rank_by: str) -> str:
         counts = sorted({e["n"] for e in entries})
         first = entries[0]
         lines.append(
-            f"| {key} | {first['unit']} | {first['range'][0]} to {first['range'][1]} | "
+            f"| {key} | {first['unit']} | {_bound(first['range'][0], '-∞')} to {_bound(first['range'][1], '∞')} | "
             f"{first['sample_rate'] or 'item rate'} | {', '.join(first['domains'] or ['all'])} | "
             f"{first['evaluator']} | {counts[0] if len(counts) == 1 else f'{counts[0]}-{counts[-1]}'} |"
         )

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 class Metric:
     """What one metric measures and who computes it.
 
+    ``range`` is ``(low, high)``; ``None`` at either end means unbounded there.
     ``domains`` lists the item domains it applies to (``None``: all).
     ``sample_rate`` is the rate (Hz) it is computed at (``None``: the item's).
     ``evaluator`` names the implementation, e.g. ``"pesq==0.0.4 (ITU-T P.862.2)"``.
@@ -37,7 +38,7 @@ class Metric:
     name: str
     unit: str
     higher_is_better: bool
-    range: tuple[float, float]
+    range: tuple[float | None, float | None]
     evaluator: str
     description: str
     domains: tuple[str, ...] | None = None

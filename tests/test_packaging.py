@@ -50,10 +50,11 @@ def test_installed_wheel_imports_and_runs_help(wheel, tmp_path):
         [sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(target), str(wheel)],
         check=True, capture_output=True, text=True,
     )
-    # dependencies from this interpreter's site-packages, placed after the venv's own
-    # (PYTHONPATH entries are not scanned for .pth files, so an editable install stays out)
-    deps = sysconfig.get_paths()["purelib"]
-    env = {"PYTHONPATH": f"{target}:{deps}", "PATH": "/usr/bin:/bin"}
+    # dependencies from this interpreter's site-packages, after the venv's own and after the
+    # standard library (a .pth line appends to sys.path; .pth files inside it are not read,
+    # so an editable install of codecbench there stays out)
+    (target / "deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    env = {"PATH": "/usr/bin:/bin"}
     code = (
         "import codecs, codecbench, codecbench.codecs.base, codecbench.tasks.signal, codecbench.conf;"
         "from codecbench.datasets.demo import DemoDataset;"
