@@ -1,25 +1,42 @@
-"""The ``signal`` task: reference-based signal metrics of a reconstruction.
+"""The ``signal`` task: reference-based (intrusive) signal metrics of a reconstruction.
 
 Speech metrics (items of the "speech" domain only; absent on music and
-general audio):
+general audio), through the reference packages:
 
 - ``pesq_wb``: PESQ wide-band, ITU-T P.862.2, at 16000 Hz, MOS-LQO.
 - ``pesq_nb``: PESQ narrow-band, ITU-T P.862 with the P.862.1 MOS-LQO
   mapping, at 8000 Hz.
 - ``stoi``: STOI (Taal et al. 2011), 0-1 in practice, at 10000 Hz, the rate pystoi
   works at, so pystoi does no resampling of its own.
+- ``estoi``: extended STOI (Jensen & Taal 2016; ``pystoi.stoi(..., extended=True)``),
+  at 10000 Hz.
+
+Metrics this package computes itself with NumPy (definitions, units and ranges
+in the modules named; sample rate: the item's own unless stated):
+
+- every domain: ``si_sdr``, ``sdr`` (plain, = SNR), ``segsnr``, ``waveform_l1``
+  (:mod:`codecbench.tasks.waveform_metrics`); ``mel_distance`` (DAC's 7-scale mel
+  loss), ``mel_distance_codec_superb`` (audiotools' default 2-scale mel loss, as
+  Codec-SUPERB reports "mel"), ``stft_distance`` (audiotools' multi-scale STFT
+  loss), ``lsd`` (:mod:`codecbench.tasks.spectral_metrics`);
+- speech: ``mcd`` (:mod:`codecbench.tasks.mel_cepstrum`); ``f0_corr``,
+  ``f0_rmse_cents``, ``vde`` from a YIN pitch tracker run at 8000 Hz
+  (:mod:`codecbench.tasks.pitch`).
 
 Computation: both signals are downmixed to mono (``Audio.mono``, the mean
 over channels), then resampled once per rate per item with the project's one
-resampler (``codecbench.audio.resample``, soxr VHQ), then handed to the
-reference packages ``pesq`` and ``pystoi`` unchanged, so values equal
+resampler (``codecbench.audio.resample``, soxr VHQ): the 8 kHz signal serves
+both ``pesq_nb`` and the F0 metrics, the item-rate STFTs are shared by the
+spectral distances and the pitch tracks by the three F0 metrics. The
+reference packages get those arrays unchanged, so values equal
 ``pesq.pesq(16000, ref16k, deg16k, "wb")``, ``pesq.pesq(8000, ref8k, deg8k,
-"nb")`` and ``pystoi.stoi(ref10k, deg10k, 10000)`` on those arrays.
+"nb")`` and ``pystoi.stoi(ref10k, deg10k, 10000[, extended=True])``.
 
 Failures are recorded, never turned into numbers: silent or non-finite
-input, pesq's ``NoUtterancesError`` / ``BufferTooShortError``, and clips too
+input, pesq's ``NoUtterancesError`` / ``BufferTooShortError``, clips too
 short for STOI's 30-frame window (pystoi warns and returns 1e-5 there; this
-module records a failure instead).
+module records a failure instead) or for a metric's frame, unequal lengths,
+a constant reference (SI-SDR), too few frames voiced in both signals (F0).
 
 Adding a metric to this task is one function ``(SignalPair) -> float`` plus
 one :class:`SignalMetric` declaration in ``SIGNAL_METRICS``.
@@ -34,12 +51,14 @@ import warnings
 from dataclasses import dataclass
 from functools import partial
 from importlib.metadata import PackageNotFoundError, version
-from typing import TYPE_CHECKING, Callable, Iterable
+from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 import numpy as np
 
+from codecbench import __version__
 from codecbench.audio import Audio, check_signal, resample, resampler_info
 from codecbench.errors import AudioError, ConfigError, missing_extra
+from codecbench.tasks import mel_cepstrum, pitch, spectral_metrics, waveform_metrics
 from codecbench.tasks.base import Metric, MetricFailure, Task, TaskRow
 
 if TYPE_CHECKING:
@@ -56,6 +75,7 @@ SPEECH = ("speech",)
 PESQ_WB_RATE = 16000  # Hz, P.862.2
 PESQ_NB_RATE = 8000  # Hz, P.862 / P.862.1
 STOI_RATE = 10000  # Hz, pystoi's internal rate (pystoi.stoi.FS)
+F0_RATE = 8000  # Hz, the pitch tracker's rate (harmonics up to 4 kHz are plenty for F0 <= 550 Hz)
 
 #: frames (256-sample windows, 50% overlap, after silent-frame removal) STOI needs.
 STOI_MIN_FRAMES = 30
@@ -110,6 +130,34 @@ class Evaluator:
         )
 
 
+@dataclass(frozen=True)
+class Formula:
+    """A metric this package computes itself (NumPy), by the definition named here.
+
+    ``sample_rate``: the rate (Hz) it is computed at; None for the item's own.
+    """
+
+    definition: str
+    sample_rate: int | None = None
+
+    def info(self) -> dict:
+        """Provenance as stored in run.json."""
+        return {
+            "package": "codecbench",
+            "version": __version__,
+            "implementation": f"numpy=={np.__version__}",
+            "definition": self.definition,
+            "sample_rate": self.sample_rate,
+            "downmix": "mean over channels",
+            "resampler": resampler_info(),
+        }
+
+    def describe(self) -> str:
+        """One line, e.g. ``codecbench 0.1.0 numpy implementation, SI-SDR (...), at the item's rate``."""
+        rate = "at the item's rate" if self.sample_rate is None else f"at {self.sample_rate} Hz"
+        return f"codecbench {__version__} numpy implementation, {self.definition}, {rate}"
+
+
 # -- the signals of one item --------------------------------------------------------
 
 
@@ -129,10 +177,12 @@ class SignalPair:
                 f"found {reference.sample_rate} Hz and {reconstruction.sample_rate} Hz"
             )
         self.item_id = item_id
+        self.sample_rate = reference.sample_rate
         self.reference = reference.mono()
         self.reconstruction = reconstruction.mono()
         self._checked = False
         self._by_rate: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        self._memo: dict[Any, Any] = {}
 
     def mono_at(self, sample_rate: int) -> tuple[np.ndarray, np.ndarray]:
         """``(reference, reconstruction)`` as 1-D float32 arrays at ``sample_rate`` Hz."""
@@ -146,6 +196,20 @@ class SignalPair:
                 resample(self.reconstruction, sample_rate).samples[0],
             )
         return self._by_rate[sample_rate]
+
+    def native(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(reference, reconstruction)`` mono at the item's own rate (no resampling)."""
+        return self.mono_at(self.sample_rate)
+
+    def memo(self, key: Any, compute: Callable[[], Any]) -> Any:
+        """``compute()`` once per pair and ``key``: features several metrics share (STFTs, pitch tracks).
+
+        A ``compute`` that raises is not stored, so each metric that needs it
+        records the same failure.
+        """
+        if key not in self._memo:
+            self._memo[key] = compute()
+        return self._memo[key]
 
 
 def _seconds(samples: np.ndarray, sample_rate: int) -> str:
@@ -180,8 +244,8 @@ def pesq_nb(pair: SignalPair) -> float:
     return _pesq(pair, PESQ_NB_RATE, "nb")
 
 
-def stoi(pair: SignalPair) -> float:
-    """STOI at 10000 Hz, 0-1 in practice, within [-1, 1] (higher is more intelligible).
+def _stoi(pair: SignalPair, name: str, extended: bool) -> float:
+    """pystoi.stoi at 10000 Hz (``extended`` for ESTOI); pystoi's too-short 1e-5 becomes a MetricFailure.
 
     pystoi returns 1e-5 with a RuntimeWarning when fewer than 30 non-silent
     frames remain; that is raised here as a MetricFailure instead. (The
@@ -192,12 +256,12 @@ def stoi(pair: SignalPair) -> float:
     reference, reconstruction = pair.mono_at(STOI_RATE)
     if reference.shape != reconstruction.shape:
         raise MetricFailure(
-            f"stoi: expected reference and reconstruction of equal length, found "
+            f"{name}: expected reference and reconstruction of equal length, found "
             f"{reference.size} and {reconstruction.size} samples at {STOI_RATE} Hz"
         )
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        value = float(pystoi.stoi(reference, reconstruction, STOI_RATE))
+        value = float(pystoi.stoi(reference, reconstruction, STOI_RATE, extended=extended))
     too_short = False
     for warning in caught:
         if issubclass(warning.category, RuntimeWarning) and "Not enough STFT frames" in str(warning.message):
@@ -206,10 +270,98 @@ def stoi(pair: SignalPair) -> float:
             warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
     if too_short:
         raise MetricFailure(
-            f"stoi: expected at least {STOI_MIN_FRAMES} non-silent STFT frames, found fewer "
+            f"{name}: expected at least {STOI_MIN_FRAMES} non-silent STFT frames, found fewer "
             f"(reference {_seconds(reference, STOI_RATE)} at {STOI_RATE} Hz); pystoi would return 1e-5"
         )
     return value
+
+
+def stoi(pair: SignalPair) -> float:
+    """STOI at 10000 Hz, 0-1 in practice, within [-1, 1] (higher is more intelligible)."""
+    return _stoi(pair, "stoi", extended=False)
+
+
+def estoi(pair: SignalPair) -> float:
+    """Extended STOI at 10000 Hz, 0-1 in practice, within [-1, 1] (higher is more intelligible)."""
+    return _stoi(pair, "estoi", extended=True)
+
+
+def si_sdr(pair: SignalPair) -> float:
+    """Scale-invariant SDR (dB) at the item's rate; see ``waveform_metrics.si_sdr``."""
+    return waveform_metrics.si_sdr(*pair.native())
+
+
+def sdr(pair: SignalPair) -> float:
+    """Plain SDR (= SNR, dB) at the item's rate; see ``waveform_metrics.sdr``."""
+    return waveform_metrics.sdr(*pair.native())
+
+
+def segsnr(pair: SignalPair) -> float:
+    """Segmental SNR (dB) at the item's rate; see ``waveform_metrics.segmental_snr``."""
+    return waveform_metrics.segmental_snr(*pair.native(), pair.sample_rate)
+
+
+def waveform_l1(pair: SignalPair) -> float:
+    """Mean absolute sample difference at the item's rate; see ``waveform_metrics.waveform_l1``."""
+    return waveform_metrics.waveform_l1(*pair.native())
+
+
+def _spectra(pair: SignalPair) -> spectral_metrics.Spectra:
+    """The pair's item-rate STFT magnitudes, shared by the spectral distances."""
+    return pair.memo("spectra", lambda: spectral_metrics.Spectra(*pair.native()))
+
+
+def mel_distance(pair: SignalPair) -> float:
+    """DAC's multi-scale mel distance at the item's rate; see ``spectral_metrics.MEL_DISTANCE``."""
+    return spectral_metrics.MEL_DISTANCE.from_spectra(_spectra(pair), pair.sample_rate)
+
+
+def mel_distance_codec_superb(pair: SignalPair) -> float:
+    """Codec-SUPERB's mel distance at the item's rate; see ``spectral_metrics.MEL_DISTANCE_CODEC_SUPERB``."""
+    return spectral_metrics.MEL_DISTANCE_CODEC_SUPERB.from_spectra(_spectra(pair), pair.sample_rate)
+
+
+def stft_distance(pair: SignalPair) -> float:
+    """Multi-resolution STFT distance at the item's rate; see ``spectral_metrics.STFT_DISTANCE``."""
+    return spectral_metrics.STFT_DISTANCE.from_spectra(_spectra(pair), pair.sample_rate)
+
+
+def lsd(pair: SignalPair) -> float:
+    """Log-spectral distance (bels) at the item's rate; see ``spectral_metrics.lsd_from_spectra``."""
+    return spectral_metrics.lsd_from_spectra(_spectra(pair))
+
+
+def mcd(pair: SignalPair) -> float:
+    """Mel-cepstral distortion (dB) at the item's rate; see ``mel_cepstrum``."""
+    return mel_cepstrum.mel_cepstral_distortion(*pair.native(), pair.sample_rate)
+
+
+def _pitch_tracks(pair: SignalPair) -> tuple[pitch.PitchTrack, pitch.PitchTrack]:
+    """YIN tracks of both signals at F0_RATE, shared by the F0 metrics."""
+    reference, reconstruction = pair.mono_at(F0_RATE)
+    if pair.reference.frames != pair.reconstruction.frames:  # resampling may round a small difference away
+        raise MetricFailure(
+            f"pitch tracks: expected reference and reconstruction of equal length, found {pair.reference.frames} "
+            f"and {pair.reconstruction.frames} samples at {pair.sample_rate} Hz"
+        )
+    return pair.memo(
+        "pitch", lambda: (pitch.track_pitch(reference, F0_RATE), pitch.track_pitch(reconstruction, F0_RATE))
+    )
+
+
+def f0_corr(pair: SignalPair) -> float:
+    """Pearson correlation of F0 on frames voiced in both; see ``pitch.f0_correlation``."""
+    return pitch.f0_correlation(*_pitch_tracks(pair))
+
+
+def f0_rmse_cents(pair: SignalPair) -> float:
+    """RMS F0 error (cents) on frames voiced in both; see ``pitch.f0_rmse_cents``."""
+    return pitch.f0_rmse_cents(*_pitch_tracks(pair))
+
+
+def vde(pair: SignalPair) -> float:
+    """Voicing decision error (fraction of frames); see ``pitch.voicing_decision_error``."""
+    return pitch.voicing_decision_error(*_pitch_tracks(pair))
 
 
 # -- declarations -------------------------------------------------------------------
@@ -232,6 +384,9 @@ PESQ_NB_RANGE = _mos_lqo_range(1.4945, 4.6607)  # P.862.1 mapping: (1.003, 4.549
 #: STOI is a mean of correlation coefficients; measured -0.020 on speech vs. an envelope-inverted copy.
 STOI_RANGE = (-1.0, 1.0)
 
+#: SI-SDR and SDR are clipped to this range (dB); see waveform_metrics.DB_LIMIT.
+DB_RANGE = (-waveform_metrics.DB_LIMIT, waveform_metrics.DB_LIMIT)
+
 
 @dataclass(frozen=True)
 class SignalMetric:
@@ -243,7 +398,7 @@ class SignalMetric:
 
     name: str
     compute: Callable[[SignalPair], float]
-    evaluator: Evaluator
+    evaluator: Evaluator | Formula
     unit: str
     higher_is_better: bool
     range: tuple[float, float]
@@ -296,6 +451,172 @@ SIGNAL_METRICS: tuple[SignalMetric, ...] = (
         "0-1 in practice.",
         domains=SPEECH,
     ),
+    SignalMetric(
+        name="estoi",
+        compute=estoi,
+        evaluator=Evaluator("pystoi", "extended STOI (Jensen & Taal 2016)", "extended (extended=True)", STOI_RATE),
+        unit="score",
+        higher_is_better=True,
+        # a mean of normalised correlations: 0-1 in practice
+        range=STOI_RANGE,
+        description="Extended STOI of the mono downmix at 10 kHz; 1 is identical, 0-1 in practice.",
+        domains=SPEECH,
+    ),
+    SignalMetric(
+        name="si_sdr",
+        compute=si_sdr,
+        evaluator=Formula("SI-SDR (Le Roux et al. 2019), zero-mean signals, clipped to +-100 dB"),
+        unit="dB",
+        higher_is_better=True,
+        range=DB_RANGE,
+        description="Scale-invariant SDR 10 log10(|a s|^2 / |a s - y|^2), a = <y, s> / |s|^2, of zero-mean "
+        "mono signals; invariant to the reconstruction's gain; 100 dB means no error.",
+        domains=None,
+    ),
+    SignalMetric(
+        name="sdr",
+        compute=sdr,
+        evaluator=Formula("plain SDR = SNR 10 log10(|s|^2 / |s - y|^2), no BSS-eval filter, clipped to +-100 dB"),
+        unit="dB",
+        higher_is_better=True,
+        range=DB_RANGE,
+        description="Plain SDR (the global SNR) 10 log10(|s|^2 / |s - y|^2) of the mono signals, without mean "
+        "removal, scaling or BSS-eval distortion filter; 100 dB means no error.",
+        domains=None,
+    ),
+    SignalMetric(
+        name="segsnr",
+        compute=segsnr,
+        evaluator=Formula(
+            "segmental SNR (Hansen & Pellom 1998), 30 ms Hann frames, 75% overlap, per-frame clip [-10, 35] dB"
+        ),
+        unit="dB",
+        higher_is_better=True,
+        range=waveform_metrics.SEGSNR_RANGE,
+        description="Mean over 30 ms frames (7.5 ms hop) of the per-frame SNR clipped to [-10, 35] dB.",
+        domains=None,
+    ),
+    SignalMetric(
+        name="waveform_l1",
+        compute=waveform_l1,
+        evaluator=Formula("waveform L1 mean |s - y| (DAC / Codec-SUPERB 'waveform')"),
+        unit="full scale",
+        higher_is_better=False,
+        range=(0.0, 2.0),
+        description="Mean absolute sample difference of the mono signals (full scale 1); 0 is identical; "
+        "at most 2 for signals within [-1, 1].",
+        domains=None,
+    ),
+    SignalMetric(
+        name="mel_distance",
+        compute=mel_distance,
+        evaluator=Formula(
+            "DAC multi-scale mel distance (descript-audio-codec conf/base.yml MelSpectrogramLoss: windows "
+            "32-2048, 5-320 Slaney mels, hop w/4, L1 of log10(max(mel, 1e-5)), summed over 7 scales)"
+        ),
+        unit="log10 magnitude (L1, sum of 7 scales)",
+        higher_is_better=False,
+        range=(0.0, spectral_metrics.MEL_DISTANCE_MAX),
+        description="DAC's mel loss: sum over 7 scales of the mean |log10 mel - log10 mel'|; 0 is identical. "
+        "Bound for signals within [-1, 1].",
+        domains=None,
+    ),
+    SignalMetric(
+        name="mel_distance_codec_superb",
+        compute=mel_distance_codec_superb,
+        evaluator=Formula(
+            "Codec-SUPERB 'mel' = audiotools MelSpectrogramLoss defaults (windows 2048/512, 150/80 Slaney mels, "
+            "hop w/4, L1 of log10(max(mel, 1e-5)^2) + L1 of mel, summed over 2 scales)"
+        ),
+        unit="audiotools loss (log10 power L1 + magnitude L1)",
+        higher_is_better=False,
+        range=(0.0, spectral_metrics.MEL_DISTANCE_CODEC_SUPERB_MAX),
+        description="Codec-SUPERB's mel distance: sum over 2 scales of mean |2 log10 mel - 2 log10 mel'| + "
+        "mean |mel - mel'|; 0 is identical. Bound for signals within [-1, 1].",
+        domains=None,
+    ),
+    SignalMetric(
+        name="stft_distance",
+        compute=stft_distance,
+        evaluator=Formula(
+            "DAC / Codec-SUPERB multi-resolution STFT distance = audiotools MultiScaleSTFTLoss defaults (windows "
+            "2048/512, hop w/4, L1 of log10(max(|X|, 1e-5)^2) + L1 of |X|, summed over 2 scales)"
+        ),
+        unit="audiotools loss (log10 power L1 + magnitude L1)",
+        higher_is_better=False,
+        range=(0.0, spectral_metrics.STFT_DISTANCE_MAX),
+        description="Multi-scale STFT distance: sum over 2 scales of mean |2 log10|X| - 2 log10|X'|| + "
+        "mean ||X| - |X'||; 0 is identical. Bound for signals within [-1, 1].",
+        domains=None,
+    ),
+    SignalMetric(
+        name="lsd",
+        compute=lsd,
+        evaluator=Formula(
+            "log-spectral distance: 2048-sample Hann STFT, hop 512, mean over frames of the RMS over bins of "
+            "log10(max(|X|, 1e-5)^2 / max(|X'|, 1e-5)^2)"
+        ),
+        unit="bel (log10 power)",
+        higher_is_better=False,
+        range=(0.0, spectral_metrics.LSD_MAX),
+        description="Log-spectral distance in log10 power units (not dB), mean over frames of the RMS over "
+        "frequency bins; 0 is identical.",
+        domains=None,
+    ),
+    SignalMetric(
+        name="mcd",
+        compute=mcd,
+        evaluator=Formula(
+            "mel-cepstral distortion: order-24 mel-cepstrum (sp2mc, alpha by sample rate) of 25 ms Hann frames, "
+            "5 ms hop, power floored 60 dB below the reference frame, c0 excluded, 10/ln10 sqrt(2 sum dc^2), "
+            "no DTW, frames within 40 dB of the loudest"
+        ),
+        unit="dB",
+        higher_is_better=False,
+        range=(0.0, mel_cepstrum.MCD_MAX),
+        description="Mel-cepstral distortion over the reference's active frames (no time warping); 0 is identical.",
+        domains=SPEECH,
+    ),
+    SignalMetric(
+        name="f0_corr",
+        compute=f0_corr,
+        evaluator=Formula(
+            "Pearson correlation of F0 (Hz) on frames voiced in both; YIN 50-550 Hz, 10 ms hop, threshold 0.2",
+            F0_RATE,
+        ),
+        unit="correlation",
+        higher_is_better=True,
+        range=(-1.0, 1.0),
+        description="Correlation of the F0 contours on the frames voiced in both signals (at least 10); "
+        "1 is identical.",
+        domains=SPEECH,
+    ),
+    SignalMetric(
+        name="f0_rmse_cents",
+        compute=f0_rmse_cents,
+        evaluator=Formula(
+            "RMS of 1200 log2(F0'/F0) on frames voiced in both; YIN 50-550 Hz, 10 ms hop, threshold 0.2", F0_RATE
+        ),
+        unit="cents",
+        higher_is_better=False,
+        range=(0.0, pitch.F0_RMSE_MAX_CENTS),
+        description="RMS pitch error in cents on the frames voiced in both signals (at least 10); 0 is identical.",
+        domains=SPEECH,
+    ),
+    SignalMetric(
+        name="vde",
+        compute=vde,
+        evaluator=Formula(
+            "voicing decision error: fraction of 10 ms frames whose YIN voicing differs (50-550 Hz, threshold "
+            "0.2, 40 dB energy gate)",
+            F0_RATE,
+        ),
+        unit="fraction",
+        higher_is_better=False,
+        range=(0.0, 1.0),
+        description="Fraction of frames voiced in one signal and unvoiced in the other; 0 is identical.",
+        domains=SPEECH,
+    ),
 )
 
 METRIC_NAMES: tuple[str, ...] = tuple(spec.name for spec in SIGNAL_METRICS)
@@ -325,7 +646,7 @@ def _select(names: Iterable[str] | str | None) -> tuple[SignalMetric, ...]:
 
 
 class SignalTask(Task):
-    """PESQ (wide-band, narrow-band) and STOI against the reference, via the reference packages.
+    """Intrusive signal metrics against the reference: PESQ, (E)STOI, SNR family, spectral distances, F0.
 
     ``metrics``: names to compute, from ``METRIC_NAMES`` (default: all).
     Building the task imports the evaluator packages and reads their versions,

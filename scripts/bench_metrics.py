@@ -1,0 +1,184 @@
+"""Throughput of each signal metric, through the task and called directly, on the demo speech.
+
+For every metric of the ``signal`` task: seconds of audio scored per CPU
+second on one core (``time.process_time``; OpenMP / BLAS threads set to 1),
+once through ``SignalTask(metrics=[name]).score`` and once calling the
+reference package (pesq, pystoi) or, for the metrics this package computes,
+the bare NumPy function on arrays already at the metric's rate. The wrapper
+overhead is the task's extra CPU time in percent of the direct call's; the
+next column is the part of it that is the soxr resampling of both signals to
+the metric's rate (none for metrics at the item's 16 kHz); the rest is the
+task's input checks (finite, not silent), downmix and bookkeeping.
+Then lines for metric sets through the task: Codec-SUPERB's signal set (mel,
+STFT, waveform L1, PESQ, STOI, F0 correlation), the default of
+conf/task/signal.yaml, and all metrics.
+
+Reconstructions are the 45 demo speech items plus white noise at 20 dB SNR
+(fixed seed). Each figure is the best of ``--repeats`` passes over all items.
+A benchmark, not a test: it prints figures and asserts nothing.
+
+    python scripts/bench_metrics.py [--repeats 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Callable
+
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS")
+
+#: Codec-SUPERB's signal metrics (SoundCodec/metrics.py: mel, stft, waveform, pesq, stoi, f0corr), as named here.
+CODEC_SUPERB_SET = ("mel_distance_codec_superb", "stft_distance", "waveform_l1", "pesq_wb", "stoi", "f0_corr")
+
+
+def cpu_seconds(run: Callable[[], object], repeats: int) -> float:
+    """Best of ``repeats`` CPU times (process_time) of ``run()``."""
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.process_time()
+        run()
+        best = min(best, time.process_time() - start)
+    return best
+
+
+def load_speech():
+    """(item, reference Audio, reconstruction Audio) for the demo speech items."""
+    import numpy as np
+
+    import codecbench
+    from codecbench.audio import Audio, load_audio
+    from codecbench.datasets.base import Item
+
+    demo = Path(codecbench.__file__).parent / "data" / "demo"
+    rng = np.random.default_rng(20)
+    out = []
+    for line in (demo / "manifest.jsonl").read_text().splitlines():
+        entry = json.loads(line)
+        if entry["domain"] != "speech":
+            continue
+        item = Item(id=entry["id"], path=demo / entry["path"], domain=entry["domain"])
+        reference = load_audio(item.path)
+        power = float(np.mean(reference.samples.astype(np.float64) ** 2))
+        noise = rng.standard_normal(reference.samples.shape) * np.sqrt(power / 100.0)
+        out.append((item, reference, Audio((reference.samples + noise).astype(np.float32), reference.sample_rate)))
+    return out
+
+
+def direct_calls(items) -> dict[str, Callable[[], None]]:
+    """Per metric, a function that scores every item by calling the evaluator directly."""
+    import numpy as np
+    import pesq
+    import pystoi
+
+    from codecbench.audio import resample
+    from codecbench.tasks import mel_cepstrum, pitch, spectral_metrics, waveform_metrics
+    from codecbench.tasks.signal import F0_RATE, STOI_RATE
+
+    def at(rate: int) -> list[tuple[np.ndarray, np.ndarray, int]]:
+        return [(resample(r.mono(), rate).samples[0], resample(d.mono(), rate).samples[0], rate) for _, r, d in items]
+
+    native = [(r.mono().samples[0], d.mono().samples[0], r.sample_rate) for _, r, d in items]
+    by_rate = {16000: at(16000), 8000: at(8000), STOI_RATE: at(STOI_RATE)}
+
+    def over(arrays, function):
+        return lambda: [function(ref, deg, rate) for ref, deg, rate in arrays]
+
+    def f0(measure):
+        return over(
+            at(F0_RATE), lambda ref, deg, rate: measure(pitch.track_pitch(ref, rate), pitch.track_pitch(deg, rate))
+        )
+
+    return {
+        "pesq_wb": over(by_rate[16000], lambda r, d, rate: pesq.pesq(rate, r, d, "wb")),
+        "pesq_nb": over(by_rate[8000], lambda r, d, rate: pesq.pesq(rate, r, d, "nb")),
+        "stoi": over(by_rate[STOI_RATE], lambda r, d, rate: pystoi.stoi(r, d, rate)),
+        "estoi": over(by_rate[STOI_RATE], lambda r, d, rate: pystoi.stoi(r, d, rate, extended=True)),
+        "si_sdr": over(native, lambda r, d, rate: waveform_metrics.si_sdr(r, d)),
+        "sdr": over(native, lambda r, d, rate: waveform_metrics.sdr(r, d)),
+        "segsnr": over(native, waveform_metrics.segmental_snr),
+        "waveform_l1": over(native, lambda r, d, rate: waveform_metrics.waveform_l1(r, d)),
+        "mel_distance": over(native, spectral_metrics.MEL_DISTANCE),
+        "mel_distance_codec_superb": over(native, spectral_metrics.MEL_DISTANCE_CODEC_SUPERB),
+        "stft_distance": over(native, spectral_metrics.STFT_DISTANCE),
+        "lsd": over(native, lambda r, d, rate: spectral_metrics.log_spectral_distance(r, d)),
+        "mcd": over(native, mel_cepstrum.mel_cepstral_distortion),
+        "f0_corr": f0(pitch.f0_correlation),
+        "f0_rmse_cents": f0(pitch.f0_rmse_cents),
+        "vde": f0(pitch.voicing_decision_error),
+    }
+
+
+def resampling(items, rate: int | None) -> Callable[[], None] | None:
+    """Resampling both signals of every item to ``rate``, as the task does (None: nothing to resample)."""
+    from codecbench.audio import resample
+
+    if rate is None or all(reference.sample_rate == rate for _, reference, _ in items):
+        return None
+    return lambda: [(resample(r.mono(), rate), resample(d.mono(), rate)) for _, r, d in items]
+
+
+def through_task(items, names) -> Callable[[], None]:
+    from codecbench.tasks.signal import SignalTask
+
+    task = SignalTask(metrics=list(names))
+    return lambda: [task.score(reference, reconstruction, item) for item, reference, reconstruction in items]
+
+
+def default_metrics() -> list[str]:
+    from importlib import resources
+
+    from omegaconf import OmegaConf
+
+    config = OmegaConf.load(resources.files("codecbench.conf") / "task" / "signal.yaml")
+    return list(config.metrics)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=3, help="passes per figure; the best is kept")
+    args = parser.parse_args()
+    for variable in THREAD_VARIABLES:
+        os.environ[variable] = "1"
+    if "numpy" in sys.modules:
+        print("warning: numpy was imported before the thread limits were set", file=sys.stderr)
+
+    from codecbench.tasks.signal import METRIC_NAMES, SignalTask
+
+    rates = {metric.name: metric.sample_rate for metric in SignalTask().metrics}
+    items = load_speech()
+    audio_s = sum(reference.duration for _, reference, _ in items)
+    direct = direct_calls(items)
+    through_task(items[:1], METRIC_NAMES)()  # warm caches (filterbanks, freqt matrices, imports)
+    for run in direct.values():
+        run()
+
+    print(f"{len(items)} demo speech items, {audio_s:.1f} s of audio; reconstruction = +20 dB SNR white noise")
+    print(f"throughput in x real time on one core (audio s / CPU s), best of {args.repeats}")
+    print(f"{'metric':26s} {'rate':>6s} {'task':>8s} {'direct':>8s} {'overhead':>9s} {'resample':>9s}")
+    for name in METRIC_NAMES:
+        task_s = cpu_seconds(through_task(items, [name]), args.repeats)
+        direct_s = cpu_seconds(direct[name], args.repeats)
+        resample_run = resampling(items, rates[name])
+        resample_s = cpu_seconds(resample_run, args.repeats) if resample_run else 0.0
+        rate = "item" if rates[name] is None else str(rates[name])
+        print(
+            f"{name:26s} {rate:>6s} {audio_s / task_s:7.0f}x {audio_s / direct_s:7.0f}x "
+            f"{100 * (task_s - direct_s) / direct_s:8.1f}% {100 * resample_s / direct_s:8.1f}%"
+        )
+    print()
+    for label, names in (
+        ("Codec-SUPERB signal set", CODEC_SUPERB_SET),
+        ("default (conf/task/signal.yaml)", default_metrics()),
+        ("all metrics", METRIC_NAMES),
+    ):
+        task_s = cpu_seconds(through_task(items, names), args.repeats)
+        print(f"{label:32s} {audio_s / task_s:6.0f}x  ({task_s:.2f} CPU s): {', '.join(names)}")
+
+
+if __name__ == "__main__":
+    main()
