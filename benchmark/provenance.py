@@ -23,6 +23,27 @@ def package_version(name: str) -> str | None:
         return None
 
 
+def require_version(name: str, extra: str) -> str:
+    """Installed version of a distribution; an error naming the pip extra when it is not installed."""
+    from codecbench.errors import missing_extra
+
+    found = package_version(name)
+    if found is None:
+        raise missing_extra(name, extra)
+    return found
+
+
+def file_sha256(path: str | Path) -> str:
+    """sha256 of a file's bytes, read in 1 MiB blocks (weights, models and data provenance)."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def git_state() -> dict:
     """Commit and dirty flag of the checkout codecbench runs from (``None`` outside a git checkout)."""
     source = Path(__file__).resolve().parent.parent

@@ -35,7 +35,6 @@ Backends (``BACKENDS``):
 
 from __future__ import annotations
 
-import hashlib
 from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Any, ClassVar
@@ -43,20 +42,11 @@ from typing import Any, ClassVar
 import numpy as np
 
 from codecbench.errors import CodecbenchError, ConfigError
-from codecbench.provenance import package_version
+from codecbench.provenance import file_sha256, package_version
 from codecbench.tasks.text import import_asr_package
 
 #: Hz; the rate Whisper's feature extractor and PocketSphinx's default model take.
 RATE = 16000
-
-
-def file_sha256(path: Path) -> str:
-    """sha256 of a file's bytes, read in 1 MiB blocks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def folder_sha256(folder: Path) -> dict[str, str]:

@@ -16,9 +16,10 @@ from __future__ import annotations
 import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable, Iterable
+from typing import TYPE_CHECKING, Callable, Iterable, Sequence
 
 from codecbench.audio import Audio
+from codecbench.errors import ConfigError
 from codecbench.stats import bootstrap_mean_ci
 
 if TYPE_CHECKING:
@@ -60,6 +61,29 @@ class Metric:
             "kind": self.kind,
             "description": self.description,
         }
+
+
+def select_names(task: str, requested: Iterable[str] | str | None, available: Sequence[str]) -> tuple[str, ...]:
+    """The names in ``requested`` (None: all of ``available``), in the order given.
+
+    For a task's ``metrics`` option. Raises ConfigError for unknown, repeated
+    or no names, listing the valid ones.
+    """
+    if requested is None:
+        return tuple(available)
+    names = [requested] if isinstance(requested, str) else [str(name) for name in requested]
+    unknown = [name for name in names if name not in available]
+    if unknown:
+        raise ConfigError(
+            f"task {task}: unknown metric {', '.join(map(repr, unknown))}; "
+            f"expected names from: {', '.join(available)}"
+        )
+    if not names:
+        raise ConfigError(f"task {task}: expected at least one metric from: {', '.join(available)}; found none")
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise ConfigError(f"task {task}: expected each metric once, found repeated {', '.join(repeated)}")
+    return tuple(names)
 
 
 class MetricFailure(Exception):

@@ -28,9 +28,8 @@ from typing import TYPE_CHECKING, Callable
 import numpy as np
 
 from codecbench.errors import ConfigError, missing_extra
-from codecbench.provenance import package_version
+from codecbench.provenance import file_sha256, package_version
 from codecbench.tasks.classification import Classifier
-from codecbench.tasks.visqol import file_sha256
 
 if TYPE_CHECKING:
     from types import ModuleType

@@ -66,8 +66,9 @@ import numpy as np
 from codecbench.audio import Audio, resampler_info
 from codecbench.errors import CodecbenchError, ConfigError, missing_extra
 from codecbench.tasks.base import Metric, MetricFailure, Task, TaskRow
-from codecbench.tasks.signal import SignalPair, _seconds
-from codecbench.tasks.visqol import file_sha256, installed_version, select_names
+from codecbench.tasks.signal import SignalPair, seconds_text
+from codecbench.provenance import file_sha256, package_version
+from codecbench.tasks.base import select_names
 
 if TYPE_CHECKING:
     from codecbench.datasets.base import Item
@@ -138,7 +139,7 @@ class Predictor(ABC):
 
         return {
             "package": "speechmos",
-            "version": installed_version("speechmos"),
+            "version": package_version("speechmos"),
             "standard": self.standard,
             "models": {name: file_sha256(self._root / name) for name in self.models},
             "runtime": {"package": "onnxruntime", "version": onnxruntime.__version__},
@@ -169,7 +170,7 @@ class Dnsmos(Predictor):
             **super().info(),
             "personalized": False,
             "window_seconds": 9.01,
-            "features": {"package": "librosa", "version": installed_version("librosa")},  # P.808 mel input
+            "features": {"package": "librosa", "version": package_version("librosa")},  # P.808 mel input
         }
 
 
@@ -294,7 +295,7 @@ class _ItemScores:
         if samples.size < self._task.min_seconds * RATE:
             raise MetricFailure(
                 f"{predictor}: expected at least min_seconds={self._task.min_seconds} s of {side}, found "
-                f"{_seconds(samples, RATE)} at {RATE} Hz (DNSMOS would repeat a short clip to fill its 9.01 s window)"
+                f"{seconds_text(samples, RATE)} at {RATE} Hz (DNSMOS would repeat a short clip to fill its 9.01 s window)"
             )
         return self._task.predict(predictor, samples, side)
 
@@ -353,7 +354,7 @@ class QualityTask(Task):
             scores = self.predictors[predictor].predict(samples)
         except Exception as exc:
             raise MetricFailure(
-                f"{predictor} on the {side} raised {type(exc).__name__}: {exc} ({_seconds(samples, RATE)} at {RATE} Hz)"
+                f"{predictor} on the {side} raised {type(exc).__name__}: {exc} ({seconds_text(samples, RATE)} at {RATE} Hz)"
             ) from exc
         if key is not None:
             self._reference_scores[key] = scores

@@ -50,7 +50,6 @@ import math
 import warnings
 from dataclasses import dataclass
 from functools import partial
-from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 import numpy as np
@@ -58,6 +57,7 @@ import numpy as np
 from codecbench import __version__
 from codecbench.audio import Audio, check_signal, resample, resampler_info
 from codecbench.errors import AudioError, ConfigError, missing_extra
+from codecbench.provenance import require_version
 from codecbench.tasks import mel_cepstrum, pitch, spectral_metrics, waveform_metrics
 from codecbench.tasks.base import Metric, MetricFailure, Task, TaskRow
 
@@ -84,14 +84,6 @@ STOI_MIN_FRAMES = 30
 # -- provenance ---------------------------------------------------------------------
 
 
-def package_version(package: str) -> str:
-    """Installed version of ``package``, read now; missing_extra error when not installed."""
-    try:
-        return version(package)
-    except PackageNotFoundError as exc:
-        raise missing_extra(package, EXTRA) from exc
-
-
 def import_evaluator(module: str, package: str) -> ModuleType:
     """Import an evaluator package lazily; missing_extra error when not installed."""
     try:
@@ -114,7 +106,7 @@ class Evaluator:
         import_evaluator(self.package, self.package)
         return {
             "package": self.package,
-            "version": package_version(self.package),
+            "version": require_version(self.package, EXTRA),
             "standard": self.standard,
             "mode": self.mode,
             "sample_rate": self.sample_rate,
@@ -125,7 +117,7 @@ class Evaluator:
     def describe(self) -> str:
         """One line, e.g. ``pesq==0.0.4 (ITU-T P.862.2, mode wb, 16000 Hz)``."""
         return (
-            f"{self.package}=={package_version(self.package)} "
+            f"{self.package}=={require_version(self.package, EXTRA)} "
             f"({self.standard}, mode {self.mode}, {self.sample_rate} Hz)"
         )
 
@@ -212,7 +204,8 @@ class SignalPair:
         return self._memo[key]
 
 
-def _seconds(samples: np.ndarray, sample_rate: int) -> str:
+def seconds_text(samples: np.ndarray, sample_rate: int) -> str:
+    """``samples``' duration as text, e.g. ``"2.990 s"`` (for failure reasons)."""
     return f"{samples.size / sample_rate:.3f} s"
 
 
@@ -229,7 +222,7 @@ def _pesq(pair: SignalPair, sample_rate: int, mode: str) -> float:
         reason = exc.args[0].decode() if exc.args and isinstance(exc.args[0], bytes) else str(exc)
         raise MetricFailure(
             f"pesq ({mode}) raised {type(exc).__name__}: {reason} (reference "
-            f"{_seconds(reference, sample_rate)}, reconstruction {_seconds(reconstruction, sample_rate)} "
+            f"{seconds_text(reference, sample_rate)}, reconstruction {seconds_text(reconstruction, sample_rate)} "
             f"at {sample_rate} Hz)"
         ) from exc
 
@@ -271,7 +264,7 @@ def _stoi(pair: SignalPair, name: str, extended: bool) -> float:
     if too_short:
         raise MetricFailure(
             f"{name}: expected at least {STOI_MIN_FRAMES} non-silent STFT frames, found fewer "
-            f"(reference {_seconds(reference, STOI_RATE)} at {STOI_RATE} Hz); pystoi would return 1e-5"
+            f"(reference {seconds_text(reference, STOI_RATE)} at {STOI_RATE} Hz); pystoi would return 1e-5"
         )
     return value
 

@@ -47,7 +47,7 @@ from pathlib import Path
 import numpy as np
 
 from codecbench.errors import CodecbenchError, ConfigError, missing_extra
-from codecbench.tasks.visqol import installed_version
+from codecbench.provenance import package_version
 
 #: pip extra of the resemblyzer and transformers backends.
 EXTRA = "speaker"
@@ -164,7 +164,7 @@ class SpeakerEncoder(ABC):
             "architecture": self.architecture(),
             "model": self.model,
             "revision": self.revision,
-            "packages": {name: installed_version(name) for name in self.packages},
+            "packages": {name: package_version(name) for name in self.packages},
             "weights_sha256": self.weights_sha256,
             "embedding_dim": self.dim,
             "sample_rate": self.sample_rate,
@@ -175,7 +175,7 @@ class SpeakerEncoder(ABC):
         """One line for metric cards, e.g. ``transformers==5.24.0 WavLMForXVector microsoft/... (...)``."""
         source = f" {self.model}" if self.model else ""
         revision = f"@{self.revision}" if self.revision else ""
-        return (f"{self.packages[0]}=={installed_version(self.packages[0])} {self.architecture()}{source}{revision} "
+        return (f"{self.packages[0]}=={package_version(self.packages[0])} {self.architecture()}{source}{revision} "
                 f"({self.dim} dims, weights sha256:{self.weights_sha256[:12]}, {self.sample_rate} Hz)")
 
     def embed(self, clips: list[np.ndarray]) -> list[np.ndarray | Exception]:

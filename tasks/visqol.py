@@ -30,17 +30,16 @@ a patch (under about 1 s: speech mode raises IndexError, audio mode
 from __future__ import annotations
 
 import copy
-import hashlib
 from dataclasses import dataclass
 from functools import partial
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterable, Sequence
+from typing import TYPE_CHECKING, Iterable
 
 from codecbench.audio import Audio, resampler_info
-from codecbench.errors import CodecbenchError, ConfigError, missing_extra
-from codecbench.tasks.base import Metric, MetricFailure, Task, TaskRow
-from codecbench.tasks.signal import SignalPair, _seconds
+from codecbench.errors import CodecbenchError, missing_extra
+from codecbench.provenance import file_sha256, package_version
+from codecbench.tasks.base import Metric, MetricFailure, Task, TaskRow, select_names
+from codecbench.tasks.signal import SignalPair, seconds_text
 
 if TYPE_CHECKING:
     from codecbench.datasets.base import Item
@@ -53,49 +52,6 @@ VISQOL_RANGE = (1.0, 5.0)
 
 #: ViSQOL's search window radius, in patches (visqol-python's and google/visqol's default).
 SEARCH_WINDOW = 60
-
-# -- small shared helpers -----------------------------------------------------------
-
-
-def select_names(task: str, requested: Iterable[str] | str | None, available: Sequence[str]) -> tuple[str, ...]:
-    """The names in ``requested`` (None: all of ``available``), in the order given.
-
-    Raises ConfigError for unknown, repeated or no names, listing the valid ones.
-    (Shared by the visqol and quality tasks; a candidate for tasks/base.py.)
-    """
-    if requested is None:
-        return tuple(available)
-    names = [requested] if isinstance(requested, str) else [str(name) for name in requested]
-    unknown = [name for name in names if name not in available]
-    if unknown:
-        raise ConfigError(
-            f"task {task}: unknown metric {', '.join(map(repr, unknown))}; "
-            f"expected names from: {', '.join(available)}"
-        )
-    if not names:
-        raise ConfigError(f"task {task}: expected at least one metric from: {', '.join(available)}; found none")
-    repeated = sorted({name for name in names if names.count(name) > 1})
-    if repeated:
-        raise ConfigError(f"task {task}: expected each metric once, found repeated {', '.join(repeated)}")
-    return tuple(names)
-
-
-def file_sha256(path: str | Path) -> str:
-    """sha256 of a file's bytes (model provenance)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def installed_version(package: str) -> str | None:
-    """Installed version of ``package``, or None when it is not installed."""
-    try:
-        return version(package)
-    except PackageNotFoundError:
-        return None
-
 
 # -- the two modes ------------------------------------------------------------------
 
@@ -181,14 +137,14 @@ def _evaluator_info(mode: VisqolMode, mapper) -> dict:
     runtime = "ai-edge-litert" if mode.mode == "speech" else "libsvm-official"
     return {
         "package": "visqol-python",
-        "version": installed_version("visqol-python"),
+        "version": package_version("visqol-python"),
         "standard": "ViSQOL v3 (pure-Python port of google/visqol)",
         "mode": mode.mode,
         "quality_mapper": "deep-lattice TFLite model" if mode.mode == "speech" else "libsvm nu-SVR model",
         "model": model.name,
         "model_sha256": file_sha256(model),
-        "runtime": {"package": runtime, "version": installed_version(runtime)},
-        "numba": installed_version("numba"),  # visqol-python's JIT kernels: bit-exact with or without
+        "runtime": {"package": runtime, "version": package_version(runtime)},
+        "numba": package_version("numba"),  # visqol-python's JIT kernels: bit-exact with or without
         "search_window": SEARCH_WINDOW,
         "sample_rate": mode.sample_rate,
         "downmix": "mean over channels",
@@ -264,8 +220,8 @@ class VisqolTask(Task):
         except Exception as exc:
             raise MetricFailure(
                 f"visqol ({mode.mode} mode) raised {type(exc).__name__}: {exc} (reference "
-                f"{_seconds(reference, mode.sample_rate)}, reconstruction "
-                f"{_seconds(reconstruction, mode.sample_rate)} at {mode.sample_rate} Hz)"
+                f"{seconds_text(reference, mode.sample_rate)}, reconstruction "
+                f"{seconds_text(reconstruction, mode.sample_rate)} at {mode.sample_rate} Hz)"
             ) from exc
 
     def score(self, reference: Audio, reconstruction: Audio, item: Item) -> TaskRow:

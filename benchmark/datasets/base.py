@@ -16,6 +16,7 @@ from typing import Iterator
 
 from codecbench.audio import Audio, load_audio
 from codecbench.errors import ConfigError
+from codecbench.provenance import file_sha256
 
 #: the domains an item may have; metrics declare which ones they apply to.
 DOMAINS = ("speech", "music", "audio")
@@ -50,11 +51,7 @@ class Item:
 
     def file_hash(self) -> str:
         """sha256 of the audio file's bytes."""
-        digest = hashlib.sha256()
-        with open(self.path, "rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
-        return digest.hexdigest()
+        return file_sha256(self.path)
 
     def describe(self) -> dict:
         """Metadata as stored beside results (JSON-serialisable)."""
