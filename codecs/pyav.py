@@ -1,116 +1,58 @@
 """Traditional codecs through PyAV (FFmpeg's encoders and decoders, in memory).
 
 One adapter class, :class:`PyAVCodec`, serves every FFmpeg codec; what
-differs between codecs is data, a :class:`FamilySpec` in :data:`FAMILIES`
-(encoder and decoder names, accepted rates and channel counts, the bitrate
-range, the encoder options a config may set and their valid values). A new
-traditional codec is a new ``FAMILIES`` entry plus YAML files in
-``conf/codec/``, not a new class. Only Opus (libopus) is registered so far.
+differs between codecs is data, a :class:`~codecbench.codecs.pyav_families.FamilySpec`
+in :data:`~codecbench.codecs.pyav_families.FAMILIES` (encoder and decoder,
+the rates and bitrates they accept, the options a config may set, where the
+delay comes from, the declared latency and bitrate tolerance). A new
+traditional codec is a ``FAMILIES`` entry plus YAML files in ``conf/codec/``.
 
-Bit accounting: ``Encoded.bits`` is the exact sum of the raw packet payloads
-the encoder emitted, in bits. No container is involved (no Ogg pages, no
-RTP headers), and codec stream headers (Opus's 19-byte OpusHead
-``extradata``, sent once per stream) are excluded; they travel in
-``Encoded.side`` because the decoder needs them.
+Bit accounting: ``Encoded.bits`` is the exact sum of the packets the encoder
+emitted, in bits. No container is involved (no Ogg pages, no RTP or file
+headers) and codec stream headers sent once per stream (``extradata``: Opus's
+OpusHead, AAC's AudioSpecificConfig, Vorbis's header packets, FLAC's
+STREAMINFO) are excluded; they travel in ``Encoded.side`` because the decoder
+needs them. What a packet holds per codec (frame headers, AMR's frame header
+byte) is documented beside its family.
 
-Delay: encoders emit leading padding (libopus: 312 samples at 48 kHz, 120
-for ``application=lowdelay``; the first packet's pts is minus that). The
-adapter removes it so the reconstruction lines up with the input sample for
-sample: the Opus decoder drops it itself, given the OpusHead pre-skip; for
-families whose decoder does not, ``decode`` drops ``side["skip"]`` frames.
-A family may also declare a residual delay read from the bitstream itself
-(``FamilySpec.residual_delay``): Opus's SILK narrowband mode lags the other
-modes by 6 samples at 48 kHz, see :func:`opus_residual_delay`.
+Delay: ``decode`` returns exactly the input's frames, aligned with the input:
+it drops the encoder's leading padding (or the decoder does, given the
+extradata), plus any delay read from the bitstream or measured at encode
+time, as the family says (see :mod:`codecbench.codecs.pyav_families`). The
+total is reported in ``Encoded.delay_samples``.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Sequence
+import math
+from typing import Any
 
 import numpy as np
 
 from codecbench.audio import Audio
 from codecbench.codecs.base import Codec, Encoded
+from codecbench.codecs.pyav_families import FAMILIES, FamilySpec
 from codecbench.errors import AudioError, CodecbenchError, ConfigError, missing_extra
 
 #: FFmpeg channel layout names by channel count.
 LAYOUTS = {1: "mono", 2: "stereo"}
 
-#: Extra delay of Opus's SILK narrowband mode (TOC configs 0-3), in samples at
-#: 48 kHz, beyond the pre-skip the decoder already removes. Measured by
-#: cross-correlation on demo speech and music (libopus in PyAV 18.1): 5.5-6.9
-#: samples for SILK NB at 6-12 kbit/s, while SILK MB/WB, hybrid and CELT modes
-#: line up within 0.5 sample. (SILK's resampler delay compensation is kept in
-#: samples at the internal rate; one 8 kHz sample is 6 samples at 48 kHz.)
-OPUS_SILK_NB_DELAY = 6
+#: Full scale of the integer sample formats: float x codes as round(x * scale), clipped.
+INT_SCALE = {"s16": 2**15, "s32p": 2**31}
 
+#: Samples per frame handed to PyAV (it re-cuts them to the encoder's frame size).
+CHUNK = 8192
 
-def opus_residual_delay(packets: Sequence[bytes]) -> int:
-    """Samples (48 kHz) to drop after pre-skip so Opus output lines up with its input.
-
-    Read from the TOC byte of each packet (RFC 6716, section 3.1): when most
-    packets are SILK narrowband (config 0-3), ``OPUS_SILK_NB_DELAY``; else 0.
-    A stream that switches modes is aligned for its majority mode.
-    """
-    narrowband = sum(1 for packet in packets if packet and packet[0] >> 3 < 4)
-    return OPUS_SILK_NB_DELAY if 2 * narrowband > len(packets) else 0
-
-
-@dataclass(frozen=True)
-class Choice:
-    """An encoder option (an FFmpeg AVOption) a config may set: valid values and default."""
-
-    values: tuple[str, ...]
-    default: str
-
-
-@dataclass(frozen=True)
-class FamilySpec:
-    """What the adapter needs to know about one FFmpeg codec.
-
-    ``min_kbps``/``max_kbps`` bound the requested bitrate in kbit/s.
-    ``sample_format`` is the packed or planar float format fed to the
-    encoder ("flt" or "fltp"). ``decoder_removes_padding`` is True when the
-    decoder drops the encoder's leading padding itself (from ``extradata``).
-    ``residual_delay`` maps the packets to further samples (at the decoded
-    rate) by which the decoder output lags the input; ``None`` means 0.
-    """
-
-    encoder: str
-    decoder: str
-    sample_rates: tuple[int, ...]
-    channel_counts: tuple[int, ...]
-    min_kbps: float
-    max_kbps: float
-    sample_format: str = "flt"
-    options: Mapping[str, Choice] = field(default_factory=dict)
-    decoder_removes_padding: bool = False
-    residual_delay: Callable[[Sequence[bytes]], int] | None = None
-
-
-#: Registered families, by ``family`` name (the YAML ``family:`` value).
-FAMILIES: dict[str, FamilySpec] = {
-    # libopus: 6-510 kbit/s; the FFmpeg wrapper encodes only at 48 kHz here,
-    # and the native Opus decoder always outputs 48 kHz, applying the OpusHead
-    # pre-skip when given the encoder's extradata.
-    "opus": FamilySpec(
-        encoder="libopus",
-        decoder="opus",
-        sample_rates=(48000,),
-        channel_counts=(1, 2),
-        min_kbps=6.0,
-        max_kbps=510.0,
-        sample_format="flt",
-        options={
-            "application": Choice(("voip", "audio", "lowdelay"), "audio"),
-            "vbr": Choice(("off", "on", "constrained"), "on"),
-            "frame_duration": Choice(("2.5", "5", "10", "20", "40", "60"), "20"),
-        },
-        decoder_removes_padding=True,
-        residual_delay=opus_residual_delay,
-    ),
-}
+#: FFmpeg's lambda unit: ``global_quality`` = quality * FF_QP2LAMBDA.
+FF_QP2LAMBDA = 118
+#: Highest ``global_quality`` the quality search tries (Vorbis quality 10).
+MAX_GLOBAL_QUALITY = 10 * FF_QP2LAMBDA
+#: d log(bits) / d log(global_quality + 1) of native Vorbis, about 0.4 on demo
+#: speech and music (e.g. 60 -> 129 kbit/s from 8 to 64 on 16 kHz speech).
+QUALITY_SEARCH_SLOPE = 0.4
+#: Sample rate at which the declared latency (``frame_ms``, ``lookahead_ms``) is
+#: given: the rate the variant codes 16 kHz speech at (``choose_rate(16000)``).
+LATENCY_REFERENCE_RATE = 16000
 
 
 def _import_av() -> Any:
@@ -130,152 +72,281 @@ def _option_text(value: Any) -> str:
     return str(value)
 
 
-class PyAVCodec(Codec):
-    """Any FFmpeg codec registered in :data:`FAMILIES`, encoded and decoded in memory.
+def _check_bitrate(family: str, spec: FamilySpec, bitrate: Any) -> tuple[float | None, tuple[int, ...] | None]:
+    """Validate ``bitrate`` (kbit/s); return it with the sample rates it is valid at."""
+    if spec.lossless:
+        if bitrate is not None:
+            raise ConfigError(f"{family}: expected no bitrate (lossless, the rate is what it takes), found {bitrate!r}")
+        return None, spec.sample_rates
+    if isinstance(bitrate, bool) or not isinstance(bitrate, (int, float)):
+        raise ConfigError(f"{family}: expected bitrate as a number of kbit/s, found {bitrate!r}")
+    rates = spec.rates_for(float(bitrate))
+    if rates is not None and not rates:
+        note = f" ({spec.bitrate_note})" if spec.bitrate_note else ""
+        raise ConfigError(f"{family}: expected bitrate {spec.describe_bitrates()} kbit/s{note}; found {bitrate:g}")
+    return float(bitrate), rates
 
-    ``bitrate`` is the requested bitrate in kbit/s (``nominal_kbps``);
-    ``options`` are the family's encoder options (for Opus: ``application``
-    voip|audio|lowdelay, ``vbr`` off|on|constrained, ``frame_duration`` in
-    ms). Invalid values raise ConfigError listing the valid ones.
+
+def _check_options(family: str, spec: FamilySpec, options: dict) -> dict[str, str]:
+    """Validate the encoder options; return every settable option as FFmpeg text."""
+    unknown = sorted(set(options) - set(spec.options))
+    if unknown:
+        valid = ", ".join(spec.options) or "none"
+        raise ConfigError(f"{family}: unknown option(s) {', '.join(unknown)}; valid options: {valid}")
+    chosen = {}
+    for name, choice in spec.options.items():
+        text = _option_text(options.get(name, choice.default))
+        if text not in choice.values:
+            raise ConfigError(f"{family}: expected {name} one of {', '.join(choice.values)}; found {options[name]!r}")
+        chosen[name] = text
+    return chosen
+
+
+class PyAVCodec(Codec):
+    """Any FFmpeg codec registered in ``FAMILIES``, encoded and decoded in memory.
+
+    ``family`` names the entry; ``bitrate`` is the requested bitrate in kbit/s
+    (``nominal_kbps``; omitted for lossless families); ``options`` are the
+    family's encoder options (for Opus: ``vbr`` off|on|constrained,
+    ``frame_duration`` in ms, ``application`` voip|audio|lowdelay). Invalid values
+    raise ConfigError listing the valid ones.
     """
 
-    version = "1"
+    version = "2"
 
-    def __init__(self, family: str, bitrate: float, **options: Any):
+    def __init__(self, family: str, bitrate: float | None = None, **options: Any):
         spec = FAMILIES.get(family)
         if spec is None:
             raise ConfigError(f"expected codec family one of {', '.join(sorted(FAMILIES))}; found {family!r}")
-        if isinstance(bitrate, bool) or not isinstance(bitrate, (int, float)):
-            raise ConfigError(f"{family}: expected bitrate as a number of kbit/s, found {bitrate!r}")
-        if not spec.min_kbps <= bitrate <= spec.max_kbps:
-            raise ConfigError(
-                f"{family}: expected bitrate from {spec.min_kbps:g} to {spec.max_kbps:g} kbit/s, found {bitrate:g}"
-            )
-        unknown = sorted(set(options) - set(spec.options))
-        if unknown:
-            raise ConfigError(
-                f"{family}: unknown option(s) {', '.join(unknown)}; valid options: {', '.join(spec.options)}"
-            )
-        chosen = {}
-        for name, choice in spec.options.items():
-            text = _option_text(options.get(name, choice.default))
-            if text not in choice.values:
-                raise ConfigError(
-                    f"{family}: expected {name} one of {', '.join(choice.values)}; found {options[name]!r}"
-                )
-            chosen[name] = text
+        self.nominal_kbps, self.sample_rates = _check_bitrate(family, spec, bitrate)
+        self.options = _check_options(family, spec, options)
         self.spec = spec
         self.family = family
-        self.nominal_kbps = float(bitrate)
-        self.options = chosen
-        self.sample_rates = spec.sample_rates
         self.channel_counts = spec.channel_counts
+        self.lossless = spec.lossless
+        self.bitrate_tolerance = spec.bitrate_tolerance
+        rate = self.choose_rate(LATENCY_REFERENCE_RATE)
+        self.frame_ms = 1000.0 * spec.frame(rate, self.options) / rate
+        self.lookahead_ms = 1000.0 * spec.lookahead(rate, self.options) / rate
 
     def params(self) -> dict:
-        """Everything that changes the output: codec, bitrate (kbit/s), options, library versions."""
+        """Everything that changes the output: codec, bitrate (kbit/s), encoder options, library versions."""
         av = _import_av()
         return {
             "family": self.family,
             "encoder": self.spec.encoder,
             "decoder": self.spec.decoder,
             "bitrate_kbps": self.nominal_kbps,
-            "options": dict(self.options),
+            "options": {**self.spec.fixed_options, **self.options},
             "av": av.__version__,
             "ffmpeg": av.ffmpeg_version_info,
         }
 
     def _check_input(self, sample_rate: int, channels: int) -> None:
-        if sample_rate not in self.sample_rates:
+        if self.sample_rates is not None and sample_rate not in self.sample_rates:
             raise AudioError(
                 f"{self.family}: expected sample rate one of {self.sample_rates} Hz, found {sample_rate}"
             )
         if channels not in self.channel_counts:
             raise AudioError(f"{self.family}: expected channels one of {self.channel_counts}, found {channels}")
 
+    # --- encoding ------------------------------------------------------------------
+
     def encode(self, audio: Audio) -> Encoded:
-        """Encode with a fresh encoder context; payload = list of raw packets (bytes)."""
+        """Encode with fresh encoder contexts; payload = list of raw packets (bytes).
+
+        ``side`` holds the ``extradata`` the decoder needs, ``skip``, the
+        samples ``decode`` drops from the decoder's output (negative: zeros it
+        prepends) to align it with the input, and ``tail``, how many of the
+        input's last samples may lie beyond the final packet (the delay found
+        beyond what the encoder flushed: bitstream-read or measured).
+        ``delay_samples`` is the whole delay removed, the decoder's part included.
+        """
         self._check_input(audio.sample_rate, audio.channels)
         av = _import_av()
-        context = av.CodecContext.create(self.spec.encoder, "w")
-        context.sample_rate = audio.sample_rate
-        context.layout = LAYOUTS[audio.channels]
-        context.format = self.spec.sample_format
-        context.bit_rate = int(round(self.nominal_kbps * 1000))
-        context.options = dict(self.options)
-        context.open()
-        chunk = context.frame_size or 1024
-        packets = []
-        for start in range(0, audio.frames, chunk):
-            frame = self._frame(av, audio.samples[:, start : start + chunk], audio.sample_rate)
-            frame.pts = start
-            packets.extend(context.encode(frame))
-        packets.extend(context.encode(None))
-        padding = max(0, -int(packets[0].pts)) if packets and packets[0].pts is not None else 0
-        payload = [bytes(packet) for packet in packets]
+        if self.spec.quality_search:
+            payload, padding, extradata = self._encode_to_target(av, audio)
+        else:
+            payload, padding, extradata = self._encode_once(av, audio, self._bitrate_settings())
+        rate = audio.sample_rate
+        # the delay FFmpeg (or the standard) accounts for, which the encoder flushes ...
+        base = padding if self.spec.delay_ms is None else round(self.spec.delay_ms * rate / 1000)
+        # ... and what lies beyond it: read from the bitstream, then measured
+        extra = self.spec.residual_delay(payload) if self.spec.residual_delay is not None else 0
+        skip = base + extra - (padding if self.spec.decoder_removes_padding else 0)
+        if self._aligns():
+            lag = self._measured_lag(av, audio, payload, extradata, skip)
+            extra, skip = extra + lag, skip + lag
         return Encoded(
             payload=payload,
             bits=8 * sum(len(data) for data in payload),
             frames=audio.frames,
-            sample_rate=audio.sample_rate,
+            sample_rate=rate,
             channels=audio.channels,
-            side={
-                "extradata": bytes(context.extradata or b""),
-                "skip": 0 if self.spec.decoder_removes_padding else padding,
-            },
+            side={"extradata": extradata, "skip": int(skip), "tail": max(0, int(extra))},
+            delay_samples=int(base + extra),
         )
 
+    def _aligns(self) -> bool:
+        """Whether the remaining lag is measured at encode time (the family's ``align_when``)."""
+        when = self.spec.align_when
+        chosen = {**self.spec.fixed_options, **self.options}
+        return when is not None and all(chosen.get(name) == value for name, value in when.items())
+
+    def _bitrate_settings(self) -> dict[str, Any]:
+        """Encoder context settings for the nominal bitrate (bits/s); none for lossless codecs."""
+        return {} if self.nominal_kbps is None else {"bit_rate": int(round(self.nominal_kbps * 1000))}
+
+    def _encode_once(self, av: Any, audio: Audio, settings: dict[str, Any]) -> tuple[list[bytes], int, bytes]:
+        """One encoder pass: (packets, leading padding in samples, extradata)."""
+        context = av.CodecContext.create(self.spec.encoder, "w")
+        context.sample_rate = audio.sample_rate
+        context.layout = LAYOUTS[audio.channels]
+        context.format = self.spec.sample_format
+        for name, value in settings.items():
+            setattr(context, name, value)
+        context.options = {**self.spec.fixed_options, **self.options}
+        context.open()
+        samples = audio.samples
+        flush = round(self.spec.flush(audio.sample_rate, self.options))
+        if flush:
+            samples = np.pad(samples, ((0, 0), (0, flush)))
+        packets = []
+        for start in range(0, samples.shape[1], CHUNK):  # PyAV re-cuts frames to the encoder's frame size
+            frame = self._frame(av, samples[:, start : start + CHUNK], audio.sample_rate)
+            frame.pts = start
+            packets.extend(context.encode(frame))
+        packets.extend(context.encode(None))
+        padding = max(0, -int(packets[0].pts)) if packets and packets[0].pts is not None else 0
+        return [bytes(packet) for packet in packets], padding, bytes(context.extradata or b"")
+
+    def _encode_to_target(self, av: Any, audio: Audio) -> tuple[list[bytes], int, bytes]:
+        """The highest-quality stream whose packets fit the nominal bitrate.
+
+        For encoders that ignore ``bit_rate`` (native Vorbis): the quality
+        (``global_quality``, 0..``MAX_GLOBAL_QUALITY``) is searched, by
+        interpolating log(bits) over log(global_quality + 1) between the
+        closest settings found either side of the target, until they are
+        adjacent. Bits grow with quality, so the result is the best that fits;
+        when even quality 0 overshoots, quality 0 is used.
+        """
+        target = self.nominal_kbps * 1000.0 * audio.frames / audio.sample_rate
+        tried: dict[int, tuple[list[bytes], int, bytes]] = {}
+
+        def bits(quality: int) -> int:
+            if quality not in tried:
+                tried[quality] = self._encode_once(av, audio, {"qscale": True, "global_quality": quality})
+            return 8 * sum(len(data) for data in tried[quality][0])
+
+        below, above = None, None  # highest quality known to fit, lowest known to overshoot
+        quality = 8
+        while above is None or below is None or above - below > 1:
+            if bits(quality) <= target:
+                below = quality
+            else:
+                above = quality
+            if below is None and quality == 0 or above is None and quality == MAX_GLOBAL_QUALITY:
+                break
+            quality = self._next_quality(below, above, bits, target)
+        return tried[below if below is not None else 0]
+
+    @staticmethod
+    def _next_quality(below: int | None, above: int | None, bits: Any, target: float) -> int:
+        """Next ``global_quality`` to try: interpolated inside the bracket, else extrapolated out of it.
+
+        Both on log(bits) over log(global_quality + 1); outside a bracket with
+        the slope ``QUALITY_SEARCH_SLOPE`` (measured on the demo corpus).
+        """
+        if below is not None and above is not None:
+            x0, x1 = math.log(below + 1), math.log(above + 1)
+            y0, y1 = math.log(max(bits(below), 1)), math.log(bits(above))
+            guess = math.exp(x0 + (math.log(target) - y0) * (x1 - x0) / (y1 - y0)) - 1 if y1 > y0 else below
+            return int(min(above - 1, max(below + 1, round(guess))))
+        known = below if below is not None else above
+        guess = (known + 1) * (target / max(bits(known), 1)) ** (1 / QUALITY_SEARCH_SLOPE) - 1
+        if below is not None:
+            return int(min(MAX_GLOBAL_QUALITY, max(below + 1, round(guess))))
+        return int(max(0, min(above - 1, round(guess))))
+
     def _frame(self, av: Any, samples: np.ndarray, sample_rate: int) -> Any:
-        """An av.AudioFrame holding ``samples`` (channels, frames) in the encoder's float format."""
-        if self.spec.sample_format == "flt":  # packed: one row of interleaved samples
-            data = np.ascontiguousarray(samples.T).reshape(1, -1)
-        elif self.spec.sample_format == "fltp":
-            data = np.ascontiguousarray(samples)
-        else:
-            raise CodecbenchError(f"{self.family}: sample format {self.spec.sample_format!r} is not supported yet")
-        frame = av.AudioFrame.from_ndarray(data, format=self.spec.sample_format, layout=LAYOUTS[samples.shape[0]])
+        """An av.AudioFrame holding ``samples`` (channels, frames) in the encoder's sample format."""
+        fmt = self.spec.sample_format
+        if fmt in INT_SCALE:
+            dtype = np.int16 if fmt == "s16" else np.int32
+            info = np.iinfo(dtype)
+            samples = np.clip(np.round(samples.astype(np.float64) * INT_SCALE[fmt]), info.min, info.max).astype(dtype)
+        planar = fmt.endswith("p")
+        data = np.ascontiguousarray(samples if planar else samples.T.reshape(1, -1))
+        frame = av.AudioFrame.from_ndarray(data, format=fmt, layout=LAYOUTS[samples.shape[0]])
         frame.sample_rate = sample_rate
         return frame
+
+    def _measured_lag(self, av: Any, audio: Audio, payload: list[bytes], extradata: bytes, skip: int) -> int:
+        """Integer lag of the decoded output behind ``audio`` after dropping ``skip`` samples.
+
+        The pipeline's own measure (:func:`codecbench.reconstruct.measure_lag`,
+        cross-correlation within +-50 ms), applied where the input is known.
+        """
+        from codecbench.reconstruct import measure_lag
+
+        decoded = self._decode_samples(av, payload, extradata, audio.sample_rate, audio.channels)
+        return measure_lag(audio, Audio(self._align(decoded, skip, audio.frames, slack=None), audio.sample_rate))
+
+    # --- decoding ------------------------------------------------------------------
 
     def decode(self, encoded: Encoded) -> Audio:
         """Decode the packets; returns exactly ``encoded.frames`` frames, delay removed."""
         self._check_input(encoded.sample_rate, encoded.channels)
         av = _import_av()
-        context = av.CodecContext.create(self.spec.decoder, "r")
-        context.sample_rate = encoded.sample_rate
-        context.layout = LAYOUTS[encoded.channels]
-        if encoded.side.get("extradata"):
-            context.extradata = encoded.side["extradata"]
-        blocks = []
-        for data in encoded.payload:
-            for frame in context.decode(av.Packet(data)):
-                blocks.append(self._samples(frame, encoded))
-        for frame in context.decode(None):
-            blocks.append(self._samples(frame, encoded))
-        decoded = np.concatenate(blocks, axis=1) if blocks else np.zeros((encoded.channels, 0), np.float32)
-        residual = self.spec.residual_delay(encoded.payload) if self.spec.residual_delay else 0
-        decoded = decoded[:, int(encoded.side.get("skip", 0)) + residual :]
-        short = encoded.frames - decoded.shape[1]
-        if short > residual:
+        decoded = self._decode_samples(
+            av, encoded.payload, encoded.side.get("extradata", b""), encoded.sample_rate, encoded.channels
+        )
+        skip, tail = int(encoded.side.get("skip", 0)), int(encoded.side.get("tail", 0))
+        return Audio(self._align(decoded, skip, encoded.frames, tail), encoded.sample_rate)
+
+    def _align(self, decoded: np.ndarray, skip: int, frames: int, slack: int | None) -> np.ndarray:
+        """Drop ``skip`` leading samples (prepend zeros if negative); cut or zero-fill to ``frames``.
+
+        At most ``slack`` samples may be missing at the end (alignment beyond
+        the final packet); ``None``: any number.
+        """
+        decoded = decoded[:, skip:] if skip >= 0 else np.pad(decoded, ((0, 0), (-skip, 0)))
+        short = frames - decoded.shape[1]
+        if slack is not None and short > slack:
             raise CodecbenchError(
-                f"{self.family}: expected at least {encoded.frames - residual} decoded frames, "
+                f"{self.family}: expected at least {frames - slack} decoded frames after the delay, "
                 f"found {decoded.shape[1]}"
             )
-        if short > 0:  # the last ``residual`` input samples may lie beyond the final packet
+        if short > 0:
             decoded = np.pad(decoded, ((0, 0), (0, short)))
-        return Audio(np.ascontiguousarray(decoded[:, : encoded.frames]), encoded.sample_rate)
+        return np.ascontiguousarray(decoded[:, :frames])
 
-    def _samples(self, frame: Any, encoded: Encoded) -> np.ndarray:
+    def _decode_samples(self, av: Any, payload: list[bytes], extradata: bytes, rate: int, channels: int) -> np.ndarray:
+        """Every sample the decoder outputs for ``payload``, float32 (channels, frames)."""
+        context = av.CodecContext.create(self.spec.decoder, "r")
+        context.sample_rate = rate
+        context.layout = LAYOUTS[channels]
+        if extradata:
+            context.extradata = extradata
+        blocks = []
+        for data in payload:
+            blocks.extend(self._samples(frame, rate, channels) for frame in context.decode(av.Packet(data)))
+        try:
+            blocks.extend(self._samples(frame, rate, channels) for frame in context.decode(None))
+        except av.error.EOFError:  # decoders without delay (FLAC) refuse a second flush
+            pass
+        return np.concatenate(blocks, axis=1) if blocks else np.zeros((channels, 0), np.float32)
+
+    def _samples(self, frame: Any, rate: int, channels: int) -> np.ndarray:
         """A decoded av.AudioFrame as float32 (channels, frames); checks rate and channels."""
-        if frame.sample_rate != encoded.sample_rate:
-            raise CodecbenchError(
-                f"{self.family}: expected decoded rate {encoded.sample_rate} Hz, found {frame.sample_rate}"
-            )
+        if frame.sample_rate != rate:
+            raise CodecbenchError(f"{self.family}: expected decoded rate {rate} Hz, found {frame.sample_rate}")
         array = frame.to_ndarray()
-        channels = len(frame.layout.channels)
+        found = len(frame.layout.channels)
         if not frame.format.is_planar:
-            array = array.reshape(-1, channels).T
-        if channels != encoded.channels:
-            raise CodecbenchError(f"{self.family}: expected {encoded.channels} decoded channels, found {channels}")
+            array = array.reshape(-1, found).T
+        if found != channels:
+            raise CodecbenchError(f"{self.family}: expected {channels} decoded channels, found {found}")
         if np.issubdtype(array.dtype, np.integer):
             array = array / float(-np.iinfo(array.dtype).min)
         return array.astype(np.float32, copy=False)

@@ -1,16 +1,19 @@
 """Codec conformance: every ``conf/codec/*.yaml`` against the codec contract.
 
 Each config is instantiated the way a run does (``hydra.utils.instantiate``)
-and round-trips demo speech, music and sounds; bitrate, delay, quality order,
-determinism and configuration errors are checked on real codec output.
+and round-trips demo speech, music and sounds through the pipeline's codec
+stage (:func:`codecbench.reconstruct.run_codec`: mono-only codecs get each
+channel, stereo-only codecs get mono duplicated). Everything checked here is
+judged against what the codec declares (rates, channels, nominal bitrate and
+its tolerance, latency, losslessness, family), never against codec-specific
+knowledge; family specifics live in their own test modules.
 """
 
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from functools import lru_cache
+from itertools import groupby
 from pathlib import Path
 
 import numpy as np
@@ -21,10 +24,8 @@ from omegaconf import OmegaConf
 import codecbench
 import codecbench.conf
 from codecbench.audio import Audio, load_audio, resample
-from codecbench.codecs.base import Codec, Encoded
-from codecbench.codecs.pyav import PyAVCodec
-from codecbench.errors import AudioError, CodecbenchError, ConfigError
-from codecbench.reconstruct import measure_lag
+from codecbench.codecs.base import Codec
+from codecbench.reconstruct import CodecPass, measure_lag, run_codec
 
 DEMO = Path(codecbench.__file__).parent / "data" / "demo"
 CODEC_DIR = Path(codecbench.conf.__file__).parent / "codec"
@@ -35,20 +36,42 @@ OTHER_IDS = tuple(row["id"] for row in MANIFEST if row["domain"] != "speech")
 #: one item per kind: read and synthetic speech (16 kHz), music and a sound
 #: (44.1 kHz mono), and the 48 kHz stereo ensemble.
 ROUNDTRIP_IDS = ["librivox_m1_0870", "flite_slt_h02s03", "music_band", "fd_bell", "music_ensemble_stereo"]
-#: speech items for the PESQ check: different voices, real and synthetic.
-PESQ_IDS = SPEECH_IDS[::5]
+#: speech items for the PESQ ladder: every third item, 15 of 45 (all seven
+#: voices, real and synthetic, 46 s). Fixed, so the check is deterministic.
+PESQ_IDS = SPEECH_IDS[::3]
+#: PESQ-WB inversions measured on PESQ_IDS that are the codec's, not a bug: a
+#: higher bitrate of the same family that scores lower. The test asserts they
+#: still hold, so the entry goes when the inversion does.
+KNOWN_PESQ_INVERSIONS = {
+    # libopus codes mono speech at 64 kbit/s in CELT-only mode (TOC config 31);
+    # at 32 kbit/s in SILK+CELT hybrid. SNR rises (19.0 -> 21.0 dB on PESQ_IDS),
+    # PESQ-WB falls (4.47 -> 4.34), for both applications.
+    ("opus_32k", "opus_64k"): "CELT-only at 64 kbit/s scores below hybrid at 32 kbit/s",
+    ("opus_voip_32k", "opus_voip_64k"): "CELT-only at 64 kbit/s scores below hybrid at 32 kbit/s",
+    # Codec2 near PESQ-WB's floor: 1300 bit/s scores 1.387, 1200 bit/s 1.405.
+    ("codec2_1200", "codec2_1300"): "Codec2 1300 scores a little below 1200 (1.39 vs 1.40)",
+}
+
+
+def _config(codec_id: str):
+    return OmegaConf.load(CODEC_DIR / f"{codec_id}.yaml")
 
 
 def test_configs_found() -> None:
     assert {"identity", "opus_6k", "opus_12k", "opus_24k"} <= set(CODEC_IDS)
-    assert len(SPEECH_IDS) == 45
+    assert len(SPEECH_IDS) == 45 and len(PESQ_IDS) == 15
 
 
+@lru_cache(maxsize=None)
 def make_codec(codec_id: str) -> Codec:
-    """Instantiate ``conf/codec/<codec_id>.yaml`` as a run does."""
-    codec = instantiate(OmegaConf.load(CODEC_DIR / f"{codec_id}.yaml"))
+    """Instantiate ``conf/codec/<codec_id>.yaml`` as a run does (one instance per id)."""
+    codec = instantiate(_config(codec_id))
     assert isinstance(codec, Codec)
     return codec
+
+
+#: codecs that declare a nominal bitrate (identity and lossless codecs declare none).
+RATED_IDS = [c for c in CODEC_IDS if make_codec(c).nominal_kbps is not None]
 
 
 @lru_cache(maxsize=None)
@@ -63,47 +86,63 @@ def demo_at(item_id: str, sample_rate: int) -> Audio:
     return resample(demo_audio(item_id), sample_rate)
 
 
+def codec_input(codec: Codec, item_id: str) -> Audio:
+    """The item at the rate the pipeline would code it at."""
+    return demo_at(item_id, codec.choose_rate(demo_audio(item_id).sample_rate))
+
+
 @lru_cache(maxsize=None)
-def roundtrips(codec_id: str, item_ids: tuple[str, ...]) -> tuple[tuple[Audio, Encoded, Audio], ...]:
-    """(input at the codec's rate, encoded, reconstruction) for each of ``item_ids``."""
+def roundtrips(codec_id: str, item_ids: tuple[str, ...]) -> tuple[tuple[Audio, CodecPass], ...]:
+    """(input at the codec's rate, the pipeline's codec pass) for each of ``item_ids``."""
     codec = make_codec(codec_id)
-    out = []
-    for item_id in item_ids:
-        audio = demo_at(item_id, codec.choose_rate(demo_audio(item_id).sample_rate))
-        encoded = codec.encode(audio)
-        out.append((audio, encoded, codec.decode(encoded)))
-    return tuple(out)
+    return tuple((audio, run_codec(codec, codec_id, audio)) for audio in (codec_input(codec, i) for i in item_ids))
 
 
-def lag_samples(reference: Audio, signal: Audio) -> int:
-    """Samples by which ``signal`` trails ``reference``: the pipeline's own measure."""
-    return measure_lag(reference, signal)
+def accepted_input(codec: Codec, audio: Audio) -> Audio:
+    """``audio`` with a channel count the codec accepts (as the pipeline adapts it)."""
+    if codec.accepts_channels(audio.channels):
+        return audio
+    if codec.accepts_channels(1):
+        return audio.channel(0)
+    return Audio(np.concatenate([audio.samples] * 2), audio.sample_rate)
 
 
 @pytest.mark.parametrize("shift", [-37, -1, 0, 1, 6, 312])
 def test_lag_measure_finds_known_shift(shift: int) -> None:
     x = demo_at("librivox_m1_0880", 48000)
     shifted = Audio(np.roll(x.samples, shift, axis=1), x.sample_rate)
-    assert lag_samples(x, shifted) == shift
+    assert measure_lag(x, shifted) == shift
+
+
+@pytest.mark.parametrize("codec_id", CODEC_IDS)
+def test_declared_facts(codec_id: str) -> None:
+    """Rates, channels, tolerance and latency are declared and consistent."""
+    codec = make_codec(codec_id)
+    for rate in (8000, 16000, 44100, 48000):
+        chosen = codec.choose_rate(rate)
+        assert not codec.sample_rates or chosen in codec.sample_rates
+    assert codec.channel_counts is None or (codec.channel_counts and min(codec.channel_counts) >= 1)
+    assert 0 < codec.bitrate_tolerance < 0.5
+    if codec.lossless:
+        assert codec.nominal_kbps is None
+    if codec.nominal_kbps is not None:  # a coding codec declares its algorithmic latency
+        assert codec.frame_ms is not None and codec.frame_ms > 0
+        assert codec.lookahead_ms is not None and codec.lookahead_ms >= 0
+        assert codec.algorithmic_latency_ms() == pytest.approx(codec.frame_ms + codec.lookahead_ms)
 
 
 @pytest.mark.parametrize("item_id", ROUNDTRIP_IDS)
 @pytest.mark.parametrize("codec_id", CODEC_IDS)
 def test_roundtrip_contract(codec_id: str, item_id: str) -> None:
     codec = make_codec(codec_id)
-    native = demo_audio(item_id)
-    if not codec.accepts_channels(native.channels):
-        pytest.skip(f"{codec_id} does not take {native.channels} channels")
-    rate = codec.choose_rate(native.sample_rate)
-    assert not codec.sample_rates or rate in codec.sample_rates
-    audio = demo_at(item_id, rate)
+    audio = accepted_input(codec, codec_input(codec, item_id))
 
     encoded = codec.encode(audio)
-    assert (encoded.frames, encoded.sample_rate, encoded.channels) == (audio.frames, rate, audio.channels)
-    assert encoded.bits > 0
+    assert (encoded.frames, encoded.sample_rate, encoded.channels) == (audio.frames, audio.sample_rate, audio.channels)
+    assert encoded.bits > 0 and isinstance(encoded.delay_samples, int)
 
     recon = codec.decode(encoded)
-    assert (recon.frames, recon.sample_rate, recon.channels) == (audio.frames, rate, audio.channels)
+    assert (recon.frames, recon.sample_rate, recon.channels) == (audio.frames, audio.sample_rate, audio.channels)
     assert recon.samples.dtype == np.float32
     assert np.isfinite(recon.samples).all()
     assert np.abs(recon.samples).max() > 1e-3, "reconstruction is (near) silent"
@@ -112,75 +151,128 @@ def test_roundtrip_contract(codec_id: str, item_id: str) -> None:
 
 
 def measured_kbps(codec_id: str, item_ids: tuple[str, ...]) -> float:
-    """Total payload bits / total input seconds over ``item_ids``, in kbit/s."""
-    runs = roundtrips(codec_id, item_ids)
-    bits = sum(encoded.bits for _, encoded, _ in runs)
-    seconds = sum(encoded.frames / encoded.sample_rate for _, encoded, _ in runs)
+    """Payload bits per second of coded stream, in kbit/s, over ``item_ids``.
+
+    A mono-only codec given stereo codes two streams, so each channel's
+    seconds count; a stereo-only codec given mono codes one (stereo) stream.
+    """
+    bits = seconds = 0.0
+    for audio, result in roundtrips(codec_id, item_ids):
+        bits += result.bits
+        seconds += audio.duration * (audio.channels if result.channel_mode == "per-channel" else 1)
     return bits / seconds / 1000.0
-
-
-def nominal_kbps(codec_id: str) -> float:
-    return make_codec(codec_id).nominal_kbps
-
-
-#: codecs that declare a nominal bitrate (identity and lossless codecs declare none).
-RATED_IDS = [c for c in CODEC_IDS if OmegaConf.load(CODEC_DIR / f"{c}.yaml").get("bitrate") is not None]
-
-
-def test_rated_ids_are_the_codecs_with_a_nominal_rate() -> None:
-    assert RATED_IDS == [c for c in CODEC_IDS if make_codec(c).nominal_kbps is not None]
 
 
 @pytest.mark.parametrize("codec_id", RATED_IDS)
 def test_bitrate_near_nominal_on_demo_speech(codec_id: str) -> None:
-    nominal, measured = nominal_kbps(codec_id), measured_kbps(codec_id, SPEECH_IDS)
-    assert abs(measured - nominal) <= 0.10 * nominal, f"{codec_id}: {measured:.2f} kbit/s vs nominal {nominal}"
+    """All 45 speech items, within the tolerance the codec declares."""
+    codec = make_codec(codec_id)
+    nominal, measured = codec.nominal_kbps, measured_kbps(codec_id, SPEECH_IDS)
+    assert abs(measured - nominal) <= codec.bitrate_tolerance * nominal, (
+        f"{codec_id}: {measured:.2f} kbit/s vs nominal {nominal} (tolerance {codec.bitrate_tolerance:.0%})"
+    )
 
 
 @pytest.mark.parametrize("codec_id", RATED_IDS)
 def test_bitrate_no_overshoot_on_demo_music_and_sounds(codec_id: str) -> None:
-    """Declared rates are honest beyond speech too: at most 10% above nominal."""
-    nominal, measured = nominal_kbps(codec_id), measured_kbps(codec_id, OTHER_IDS)
-    assert measured <= 1.10 * nominal, f"{codec_id}: {measured:.2f} kbit/s vs nominal {nominal}"
+    """Declared rates are honest beyond speech too: no more above nominal than the tolerance."""
+    codec = make_codec(codec_id)
+    nominal, measured = codec.nominal_kbps, measured_kbps(codec_id, OTHER_IDS)
+    assert measured <= (1 + codec.bitrate_tolerance) * nominal, f"{codec_id}: {measured:.2f} kbit/s vs {nominal}"
+
+
+#: Below this median peak normalised cross-correlation with the input (over
+#: the demo speech), a reconstruction does not follow the input's waveform (a
+#: parametric vocoder synthesising its own phases: 0.18-0.26 for Codec2, while
+#: the waveform codecs here sit at 0.67 (AMR-NB) and above), so a waveform lag
+#: is not defined for it.
+WAVEFORM_CORRELATION = 0.4
+
+
+def correlation_at(reference: Audio, signal: Audio, lag: int) -> float:
+    """Normalised correlation of the mono mixes with ``signal`` shifted back by ``lag`` samples."""
+    a, b = signal.mono().samples[0].astype(np.float64), reference.mono().samples[0].astype(np.float64)
+    a, b = (a[lag:], b[: len(b) - lag]) if lag >= 0 else (a[: len(a) + lag], b[-lag:])
+    return float(np.dot(a, b) / (np.sqrt(np.dot(a, a) * np.dot(b, b)) or 1.0))
 
 
 @pytest.mark.parametrize("codec_id", CODEC_IDS)
 def test_residual_delay_at_most_one_sample(codec_id: str) -> None:
-    lags = [lag_samples(audio, recon) for audio, _, recon in roundtrips(codec_id, SPEECH_IDS)]
+    """All 45 speech items line up with the input within one sample at the codec's rate.
+
+    Measured as the pipeline does (cross-correlation peak within 50 ms). For a
+    codec whose output does not follow the waveform at all, that lag is not
+    defined: it is skipped, unless a wider search (0.5 s) finds the waveform
+    after all, which would be a gross delay error.
+    """
+    runs = roundtrips(codec_id, SPEECH_IDS)
+    lags = [measure_lag(audio, result.decoded) for audio, result in runs]
+    correlation = np.median([correlation_at(a, r.decoded, lag) for (a, r), lag in zip(runs, lags)])
+    if correlation < WAVEFORM_CORRELATION:
+        wide = [measure_lag(audio, result.decoded, max_lag_s=0.5) for audio, result in runs]
+        wide_correlation = np.median([correlation_at(a, r.decoded, lag) for (a, r), lag in zip(runs, wide)])
+        late = np.median(wide)
+        assert wide_correlation < WAVEFORM_CORRELATION, f"{codec_id}: output follows the input {late} samples late"
+        pytest.skip(f"{codec_id}: output does not follow the waveform (median correlation {correlation:.2f})")
     worst = max(lags, key=abs)
     assert abs(worst) <= 1, f"{codec_id}: residual lags {sorted(set(lags))} samples"
 
 
-def test_identity_bits_are_raw_float32() -> None:
-    audio = demo_audio("music_ensemble_stereo")
-    assert make_codec("identity").encode(audio).bits == 32 * audio.channels * audio.frames
+def mean_pesq_wb(codec_id: str) -> float:
+    """Mean PESQ-WB over PESQ_IDS, reconstructions resampled back to 16 kHz as the pipeline does.
 
-
-def test_pesq_rises_with_opus_bitrate() -> None:
+    The reconstructions are those the bitrate and delay checks made (all 45 items, cached).
+    """
     from pesq import pesq
 
-    means = {}
-    for codec_id in ("opus_6k", "opus_12k", "opus_24k"):
-        recon = {
-            item_id: rec
-            for item_id, (_, _, rec) in zip(SPEECH_IDS, roundtrips(codec_id, SPEECH_IDS))
-            if item_id in PESQ_IDS
-        }
-        scores = [
-            pesq(16000, demo_at(i, 16000).samples[0], resample(recon[i], 16000).samples[0], "wb") for i in PESQ_IDS
-        ]
-        means[codec_id] = float(np.mean(scores))
-    assert means["opus_24k"] > means["opus_12k"] > means["opus_6k"], means
+    scores = []
+    runs = dict(zip(SPEECH_IDS, roundtrips(codec_id, SPEECH_IDS)))
+    for item_id in PESQ_IDS:
+        result = runs[item_id][1]
+        reference = demo_at(item_id, 16000).samples[0]
+        scores.append(pesq(16000, reference, resample(result.decoded, 16000).samples[0], "wb"))
+    return float(np.mean(scores))
+
+
+def _ladders() -> dict[str, list[str]]:
+    """Rated codecs by declared family, in order of nominal bitrate (families of two or more)."""
+    rated = sorted(RATED_IDS, key=lambda c: (make_codec(c).family, make_codec(c).nominal_kbps))
+    ladders = {family: list(ids) for family, ids in groupby(rated, key=lambda c: make_codec(c).family)}
+    return {family: ids for family, ids in ladders.items() if len(ids) > 1}
+
+
+def test_known_inversions_name_real_neighbours() -> None:
+    """Each entry whose codecs are shipped names two neighbours on one ladder (a typo would excuse nothing)."""
+    steps = {(a, b) for ids in _ladders().values() for a, b in zip(ids, ids[1:])}
+    shipped = {pair for pair in KNOWN_PESQ_INVERSIONS if set(pair) <= set(CODEC_IDS)}
+    assert shipped <= steps
+    assert any(pair[0].startswith("opus") for pair in shipped)
+
+
+@pytest.mark.parametrize("family", sorted(_ladders()))
+def test_pesq_rises_with_bitrate_within_family(family: str) -> None:
+    ladder = _ladders()[family]
+    means = {codec_id: mean_pesq_wb(codec_id) for codec_id in ladder}
+    for lower, higher in zip(ladder, ladder[1:]):
+        if (lower, higher) in KNOWN_PESQ_INVERSIONS:
+            assert means[higher] < means[lower], f"inversion gone, update KNOWN_PESQ_INVERSIONS: {means}"
+        else:
+            assert means[higher] > means[lower], f"{family}: {lower} -> {higher} does not rise: {means}"
+    assert means[ladder[-1]] > means[ladder[0]], means
 
 
 @pytest.mark.parametrize("codec_id", CODEC_IDS)
 def test_encoding_is_deterministic(codec_id: str) -> None:
-    audio = demo_at("music_ensemble_stereo", make_codec(codec_id).choose_rate(48000))
-    first, second = make_codec(codec_id), make_codec(codec_id)
+    codec = make_codec(codec_id)
+    audio = accepted_input(codec, codec_input(codec, "music_ensemble_stereo"))
+    audio = Audio(audio.samples[:, : 2 * audio.sample_rate], audio.sample_rate)
+    first, second = codec, instantiate(_config(codec_id))
     runs = [first.encode(audio), second.encode(audio), first.encode(audio)]
     for other in runs[1:]:
-        assert other.bits == runs[0].bits
-        assert other.side == runs[0].side
+        assert (other.bits, other.delay_samples) == (runs[0].bits, runs[0].delay_samples)
+        assert other.side.keys() == runs[0].side.keys()
+        for key, value in runs[0].side.items():
+            assert np.array_equal(other.side[key], value) if isinstance(value, np.ndarray) else other.side[key] == value
         if isinstance(runs[0].payload, np.ndarray):
             assert np.array_equal(other.payload, runs[0].payload)
         else:
@@ -192,70 +284,6 @@ def test_fingerprints_differ_between_configs() -> None:
     assert len(fingerprints) == len(CODEC_IDS)
 
 
-# --- Opus specifics -------------------------------------------------------------
-
-
-def test_opus_facts() -> None:
-    codec = make_codec("opus_12k")
-    assert (codec.family, codec.nominal_kbps) == ("opus", 12.0)
-    assert codec.sample_rates == (48000,) and codec.channel_counts == (1, 2)
-    assert codec.params()["options"] == {"application": "audio", "vbr": "constrained", "frame_duration": "20"}
-
-
-@pytest.mark.parametrize("extra", [-1, 0, 1, 7])
-def test_opus_short_tail_still_gives_every_frame(extra: int) -> None:
-    """Lengths where the last packet ends just at the input's end (6 kbit/s: SILK NB, 6-sample shift)."""
-    codec = make_codec("opus_6k")
-    frames = 50 * 960 - 312 + extra
-    audio = Audio(demo_at("librivox_m1_0870", 48000).samples[:, :frames], 48000)
-    recon = codec.decode(codec.encode(audio))
-    assert recon.frames == frames
-    assert abs(lag_samples(audio, recon)) <= 1
-
-
-def test_opus_rejects_wrong_rate() -> None:
-    with pytest.raises(AudioError, match=r"48000.*found 16000"):
-        make_codec("opus_12k").encode(demo_audio("librivox_m1_0870"))
-    with pytest.raises(AudioError, match=r"channels one of \(1, 2\), found 3"):
-        make_codec("opus_12k").encode(Audio(np.zeros((3, 960), np.float32), 48000))
-
-
-@pytest.mark.parametrize(
-    "kwargs, listed",
-    [
-        ({"bitrate": 5}, "from 6 to 510 kbit/s, found 5"),
-        ({"bitrate": 511}, "from 6 to 510 kbit/s, found 511"),
-        ({"bitrate": "12k"}, "number of kbit/s, found '12k'"),
-        ({"bitrate": 12, "application": "music"}, "application one of voip, audio, lowdelay; found 'music'"),
-        ({"bitrate": 12, "vbr": "maybe"}, "vbr one of off, on, constrained; found 'maybe'"),
-        ({"bitrate": 12, "complexity": 5}, "valid options: application, vbr, frame_duration"),
-        ({"family": "mp9", "bitrate": 12}, "family one of opus; found 'mp9'"),
-    ],
-)
-def test_invalid_parameters_list_valid_choices(kwargs: dict, listed: str) -> None:
-    kwargs = {"family": "opus", **kwargs}
-    with pytest.raises(ConfigError) as error:
-        PyAVCodec(**kwargs)
-    assert listed in str(error.value)
-
-
-def test_yaml_booleans_read_as_ffmpeg_switches() -> None:
-    config = OmegaConf.create("{_target_: codecbench.codecs.pyav.PyAVCodec, family: opus, bitrate: 12, vbr: off}")
-    assert instantiate(config).options["vbr"] == "off"
-
-
-def test_missing_av_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
-    codec = make_codec("opus_12k")
-    monkeypatch.setitem(sys.modules, "av", None)  # makes `import av` raise ImportError
-    with pytest.raises(CodecbenchError, match=r"pip install 'codecbench\[codecs\]'"):
-        codec.encode(demo_at("librivox_m1_0880", 48000))
-
-
-def test_constructing_does_not_import_av() -> None:
-    code = (
-        "import sys\n"
-        "from codecbench.codecs.pyav import PyAVCodec\n"
-        "PyAVCodec('opus', 12, application='voip')\n"
-        "assert 'av' not in sys.modules, 'av imported'\n"
-    )
-    subprocess.run([sys.executable, "-c", code], check=True)
+def test_identity_bits_are_raw_float32() -> None:
+    audio = demo_audio("music_ensemble_stereo")
+    assert make_codec("identity").encode(audio).bits == 32 * audio.channels * audio.frames
