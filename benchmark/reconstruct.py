@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.fft import next_fast_len
 
 from codecbench.audio import Audio, check_signal, resample
 from codecbench.codecs.base import Codec
@@ -42,7 +43,8 @@ def measure_lag(reference: Audio, reconstruction: Audio, max_lag_s: float = MAX_
     if not a.any() or not b.any():
         return 0
     max_lag = max(1, min(int(max_lag_s * reference.sample_rate), len(b) - 1))
-    n = 1 << int(np.ceil(np.log2(len(a) + len(b))))
+    # no wrap-around within +-max_lag once n >= longest + max_lag
+    n = next_fast_len(max(len(a), len(b)) + max_lag)
     corr = np.fft.irfft(np.fft.rfft(a, n) * np.conj(np.fft.rfft(b, n)), n)
     window = np.concatenate([corr[-max_lag:], corr[: max_lag + 1]])
     return int(np.argmax(window)) - max_lag

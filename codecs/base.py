@@ -77,6 +77,9 @@ class Codec(ABC):
     frame_ms: float | None = None
     #: encoder lookahead in ms beyond the frame; None when unknown.
     lookahead_ms: float | None = None
+    #: False for parametric vocoders (Codec2) that synthesise their own phases: their output
+    #: does not follow the input waveform, so a sample-exact delay is not defined for them.
+    preserves_waveform: bool = True
     #: how far (relative, 0.1 = 10%) measured kbps may sit from nominal on demo speech,
     #: with the reason in the adapter's docs (frame headers, padding, VBR...).
     bitrate_tolerance: float = 0.10
@@ -111,6 +114,7 @@ class Codec(ABC):
             "lookahead_ms": self.lookahead_ms,
             "algorithmic_latency_ms": self.algorithmic_latency_ms(),
             "bitrate_tolerance": self.bitrate_tolerance,
+            "preserves_waveform": self.preserves_waveform,
             "params": self.params(),
             "weights_hash": self.weights_hash(),
         }

@@ -204,6 +204,9 @@ class Codec2Codec(Codec):
     frame plus that. Invalid modes raise ConfigError listing the seven.
     """
 
+    #: a vocoder: phases are synthesised, so the output does not follow the input waveform
+    preserves_waveform = False
+
     version = "1"
     family = "codec2"
     sample_rates = (SAMPLE_RATE,)
