@@ -1,4 +1,4 @@
-"""Wall time of the default run (`codecbench run`: identity + Opus 6/12/24 kbps on the demo corpus).
+"""Wall time of the default run (`codecbench run`: the default codec ladder on the demo corpus).
 
 Runs the real command twice in a temporary folder: first with an empty
 reconstruction cache, then into a new run folder with the cache warm (only

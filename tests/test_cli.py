@@ -36,23 +36,33 @@ def _table_rows(stdout: str) -> list[list[str]]:
     return [[cell.strip() for cell in line.strip("|").split("|")] for line in lines]
 
 
-def test_default_run_ranks_identity_then_opus_by_bitrate(default_run):
+#: the default ladder (conf/config.yaml), 0.7 to 64 kbps plus the identity ceiling
+LADDER = {"identity", "codec2_700c", "codec2_3200", "opus_6k", "opus_12k", "amrnb_12k2", "lc3_16k", "opus_24k",
+          "mp3_32k", "aac_32k", "lc3_32k", "g722_64k"}
+
+
+def test_default_run_ranks_identity_first_and_opus_by_bitrate(default_run):
     _, run_dir, result = default_run
-    rows = _table_rows(result.stdout)
-    assert [r[1] for r in rows] == ["identity", "opus_24k", "opus_12k", "opus_6k"]
+    order = [r[1] for r in _table_rows(result.stdout)]
+    assert set(order) == LADDER and order[0] == "identity" and order[-1] == "codec2_700c"
+    assert order.index("opus_24k") < order.index("opus_12k") < order.index("opus_6k")
     summary = json.loads((run_dir / "summary.json").read_text())
     pesq = [summary["codecs"][c]["metrics"]["signal"]["pesq_wb"]["mean"] for c in ("identity", "opus_24k", "opus_12k", "opus_6k")]
     assert pesq == sorted(pesq, reverse=True) and pesq[0] > 4.6
     assert summary["complete"] is True and summary["dataset"]["n_items"] == 54
 
 
-def test_default_run_measures_opus_bitrate_within_ten_percent(default_run):
+def test_default_run_measures_bitrates_within_declared_tolerance(default_run):
     _, run_dir, _ = default_run
     summary = json.loads((run_dir / "summary.json").read_text())
+    record = json.loads((run_dir / "run.json").read_text())
     for codec_id, nominal in OPUS.items():
         entry = summary["codecs"][codec_id]
         assert entry["nominal_kbps"] == nominal
         assert abs(entry["measured_kbps"] - nominal) / nominal < 0.10, (codec_id, entry["measured_kbps"])
+    for codec_id in LADDER - {"identity"}:  # on speech, where each codec declares its tolerance
+        facts, measured = record["codecs"][codec_id], summary["codecs"][codec_id]["measured_kbps_by_domain"]["speech"]
+        assert abs(measured - facts["nominal_kbps"]) <= facts["bitrate_tolerance"] * facts["nominal_kbps"], codec_id
     # measured, not declared: the total equals the per-item bits over the per-item seconds
     codec_rows = [r for r in read_rows(run_dir) if r["codec"] == "opus_12k" and r["task"] == "codec"]
     bits = sum(r["values"]["bits"] for r in codec_rows)
@@ -123,7 +133,8 @@ def test_rerun_resumes_and_report_rebuilds(default_run):
     (run_dir / "summary.md").unlink()
     report = run_cli("report", str(run_dir))
     assert report.returncode == 0, report.stderr
-    assert [r[1] for r in _table_rows(report.stdout)] == ["identity", "opus_24k", "opus_12k", "opus_6k"]
+    assert [r[1] for r in _table_rows(report.stdout)] == [r[1] for r in _table_rows(again.stdout)]
+    assert _table_rows(report.stdout)[0][1] == "identity"
     assert "pesq==0.0.4" in (run_dir / "summary.md").read_text()
 
 
