@@ -111,11 +111,15 @@ def check_signal(audio: Audio, what: str, allow_silence: bool = False) -> None:
     """
     if audio.frames == 0:
         raise AudioError(f"{what}: expected audio with at least one sample, found 0 samples")
-    finite = np.isfinite(audio.samples)
-    if not finite.all():
-        bad = int((~finite).sum())
-        raise AudioError(f"{what}: expected finite samples, found {bad} NaN/inf of {audio.samples.size}")
-    if not allow_silence and not np.any(audio.samples):
+    # one pass in the common case: the energy is finite iff every sample is, and non-zero
+    # only if some sample is (the exact checks below run only when this one is in doubt)
+    flat = audio.samples.reshape(-1)
+    energy = float(np.dot(flat, flat))
+    if not np.isfinite(energy):
+        bad = int((~np.isfinite(flat)).sum())
+        if bad:
+            raise AudioError(f"{what}: expected finite samples, found {bad} NaN/inf of {flat.size}")
+    if not allow_silence and energy == 0.0 and not np.any(flat):
         raise AudioError(f"{what}: expected a signal, found all-silent audio ({audio.frames} samples of 0.0)")
 
 
