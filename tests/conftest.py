@@ -50,3 +50,30 @@ def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None, timeou
 @pytest.fixture
 def cache_dir(tmp_path) -> Path:
     return tmp_path / "cache"
+
+
+@pytest.fixture(scope="module")
+def demo_items() -> dict:
+    """The demo corpus items by id, as the `demo` dataset loads them."""
+    from codecbench.datasets.demo import DemoDataset
+
+    return {item.id: item for item in DemoDataset()}
+
+
+def add_noise(audio, snr_db: float, seed: int):
+    """``audio`` plus white noise at ``snr_db`` dB SNR (power over all channels), fixed seed."""
+    from codecbench.audio import Audio
+
+    rng = np.random.default_rng(seed)
+    power = np.mean(audio.samples.astype(np.float64) ** 2)
+    noise = rng.standard_normal(audio.samples.shape) * np.sqrt(power / 10 ** (snr_db / 10))
+    return Audio((audio.samples + noise).astype(np.float32), audio.sample_rate)
+
+
+def smear_and_quantize(audio):
+    """Deterministic, RNG-free degradation of the mono mix: 4-tap moving average, then 1/512 steps."""
+    from codecbench.audio import Audio
+
+    x = audio.mono().samples[0].astype(np.float64)
+    y = np.round(np.convolve(x, np.ones(4) / 4, "same") * 512) / 512
+    return Audio(y.astype(np.float32), audio.sample_rate)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import subprocess
 import sys
 from importlib import resources
@@ -13,9 +12,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conftest import add_noise, smear_and_quantize
+
 import codecbench
 from codecbench.audio import Audio, load_audio, resample
-from codecbench.datasets.base import Item
 from codecbench.errors import ConfigError
 from codecbench.tasks.quality import METRIC_NAMES, PLCMOS_SEED, SCORE_NAMES, SCORES, QualityTask
 
@@ -25,32 +25,8 @@ DEMO = Path(codecbench.__file__).parent / "data" / "demo"
 
 
 @pytest.fixture(scope="module")
-def demo_items() -> dict[str, Item]:
-    items = {}
-    for line in (DEMO / "manifest.jsonl").read_text().splitlines():
-        entry = json.loads(line)
-        items[entry["id"]] = Item(id=entry["id"], path=DEMO / entry["path"], domain=entry["domain"])
-    return items
-
-
-@pytest.fixture(scope="module")
 def task() -> QualityTask:
     return QualityTask()
-
-
-def add_noise(audio: Audio, snr_db: float, seed: int) -> Audio:
-    """White noise at ``snr_db`` dB SNR, fixed seed."""
-    rng = np.random.default_rng(seed)
-    power = np.mean(audio.samples.astype(np.float64) ** 2)
-    noise = rng.standard_normal(audio.samples.shape) * np.sqrt(power / 10 ** (snr_db / 10))
-    return Audio((audio.samples + noise).astype(np.float32), audio.sample_rate)
-
-
-def smear_and_quantize(audio: Audio) -> Audio:
-    """Deterministic, RNG-free degradation: 4-tap moving average, then 1/512 quantization."""
-    x = audio.mono().samples[0].astype(np.float64)
-    y = np.round(np.convolve(x, np.ones(4) / 4, "same") * 512) / 512
-    return Audio(y.astype(np.float32), audio.sample_rate)
 
 
 def speechmos_direct(samples: np.ndarray) -> dict[str, float]:

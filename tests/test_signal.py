@@ -5,7 +5,6 @@ The task's other metrics (ESTOI and the NumPy ones) are tested in test_signal_me
 
 from __future__ import annotations
 
-import json
 import re
 import subprocess
 import sys
@@ -16,9 +15,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conftest import add_noise, smear_and_quantize
+
 import codecbench
 from codecbench.audio import Audio, load_audio, resample
-from codecbench.datasets.base import Item
 from codecbench.errors import CodecbenchError, ConfigError
 from codecbench.tasks.signal import METRIC_NAMES, SignalPair, SignalTask
 
@@ -32,32 +32,8 @@ PACKAGE_METRICS = ("pesq_wb", "pesq_nb", "stoi")
 
 
 @pytest.fixture(scope="module")
-def demo_items() -> dict[str, Item]:
-    items = {}
-    for line in (DEMO / "manifest.jsonl").read_text().splitlines():
-        entry = json.loads(line)
-        items[entry["id"]] = Item(id=entry["id"], path=DEMO / entry["path"], domain=entry["domain"])
-    return items
-
-
-@pytest.fixture(scope="module")
 def task() -> SignalTask:
     return SignalTask(metrics=PACKAGE_METRICS)
-
-
-def add_noise(audio: Audio, snr_db: float, seed: int) -> Audio:
-    """White noise at ``snr_db`` dB SNR (per channel power), fixed seed."""
-    rng = np.random.default_rng(seed)
-    power = np.mean(audio.samples.astype(np.float64) ** 2)
-    noise = rng.standard_normal(audio.samples.shape) * np.sqrt(power / 10 ** (snr_db / 10))
-    return Audio((audio.samples + noise).astype(np.float32), audio.sample_rate)
-
-
-def smear_and_quantize(audio: Audio) -> Audio:
-    """Deterministic, RNG-free degradation: 4-tap moving average, then 1/512 quantization."""
-    x = audio.samples[0].astype(np.float64)
-    y = np.round(np.convolve(x, np.ones(4) / 4, "same") * 512) / 512
-    return Audio(y.astype(np.float32), audio.sample_rate)
 
 
 def mono_at(audio: Audio, rate: int) -> np.ndarray:
