@@ -56,10 +56,10 @@ import numpy as np
 
 from codecbench import __version__
 from codecbench.audio import Audio, check_signal, resample, resampler_info
-from codecbench.errors import AudioError, ConfigError, missing_extra
+from codecbench.errors import AudioError, missing_extra
 from codecbench.provenance import require_version
 from codecbench.tasks import mel_cepstrum, pitch, spectral_metrics, waveform_metrics
-from codecbench.tasks.base import Metric, MetricFailure, Task, TaskRow
+from codecbench.tasks.base import Metric, MetricFailure, Task, TaskRow, select_names
 
 if TYPE_CHECKING:
     from types import ModuleType
@@ -617,22 +617,8 @@ METRIC_NAMES: tuple[str, ...] = tuple(spec.name for spec in SIGNAL_METRICS)
 
 def _select(names: Iterable[str] | str | None) -> tuple[SignalMetric, ...]:
     """The declared metrics named in ``names`` (None: all), in the order given."""
-    if names is None:
-        return SIGNAL_METRICS
-    names = [names] if isinstance(names, str) else [str(name) for name in names]
     by_name = {spec.name: spec for spec in SIGNAL_METRICS}
-    unknown = [name for name in names if name not in by_name]
-    if unknown:
-        raise ConfigError(
-            f"task signal: unknown metric {', '.join(map(repr, unknown))}; "
-            f"expected names from: {', '.join(METRIC_NAMES)}"
-        )
-    if not names:
-        raise ConfigError(f"task signal: expected at least one metric from: {', '.join(METRIC_NAMES)}; found none")
-    repeated = sorted({name for name in names if names.count(name) > 1})
-    if repeated:
-        raise ConfigError(f"task signal: expected each metric once, found repeated {', '.join(repeated)}")
-    return tuple(by_name[name] for name in names)
+    return tuple(by_name[name] for name in select_names("signal", names, METRIC_NAMES))
 
 
 # -- the task -----------------------------------------------------------------------
