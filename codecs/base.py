@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from codecbench.audio import Audio
-from codecbench.errors import CodecbenchError
+from codecbench.errors import AudioError, CodecbenchError
 
 
 @dataclass(frozen=True)
@@ -143,3 +143,14 @@ class Codec(ABC):
 
     def accepts_channels(self, channels: int) -> bool:
         return not self.channel_counts or channels in self.channel_counts
+
+    def check_input(self, sample_rate: int, channels: int) -> None:
+        """AudioError unless the codec accepts ``sample_rate`` (Hz) and ``channels``, listing the valid ones.
+
+        For adapters to call at the top of ``encode`` and ``decode`` (the pipeline
+        already adapts rate and channels; direct callers get a clear error).
+        """
+        if self.sample_rates and sample_rate not in self.sample_rates:
+            raise AudioError(f"{self.family}: expected sample rate one of {self.sample_rates} Hz, found {sample_rate}")
+        if not self.accepts_channels(channels):
+            raise AudioError(f"{self.family}: expected channels one of {self.channel_counts}, found {channels}")

@@ -66,8 +66,8 @@ import numpy as np
 
 from codecbench.audio import Audio
 from codecbench.codecs.base import Codec, Encoded
-from codecbench.codecs.lc3 import check_format, package_version
 from codecbench.errors import CodecbenchError, ConfigError, missing_extra
+from codecbench.provenance import require_version
 
 #: Codec2's only sample rate (Hz).
 SAMPLE_RATE = 8000
@@ -228,11 +228,11 @@ class Codec2Codec(Codec):
 
     def params(self) -> dict:
         """What changes the output: the mode and the pycodec2 version."""
-        return {"mode": self.mode, "pycodec2": package_version("pycodec2")}
+        return {"mode": self.mode, "pycodec2": require_version("pycodec2", "codecs")}
 
     def encode(self, audio: Audio) -> Encoded:
         """Encode with a fresh codec state; payload = list of frames (bytes, zero-padded to whole bytes)."""
-        check_format(self, audio.sample_rate, audio.channels)
+        self.check_input(audio.sample_rate, audio.channels)
         coder = _import_pycodec2().Codec2(self.spec.library_key)
         size = coder.samples_per_frame()
         count = math.ceil((audio.frames + self.spec.delay_samples) / size)
@@ -250,7 +250,7 @@ class Codec2Codec(Codec):
 
     def decode(self, encoded: Encoded) -> Audio:
         """Decode every frame, drop ``encoded.delay_samples``; returns exactly ``encoded.frames`` frames."""
-        check_format(self, encoded.sample_rate, encoded.channels)
+        self.check_input(encoded.sample_rate, encoded.channels)
         coder = _import_pycodec2().Codec2(self.spec.library_key)
         reset_codec2_rng()
         expected = coder.bytes_per_frame()

@@ -24,7 +24,6 @@ speech: residual lag 0 at every frame duration).
 
 from __future__ import annotations
 
-import importlib.metadata
 import math
 from typing import Any
 
@@ -32,7 +31,8 @@ import numpy as np
 
 from codecbench.audio import Audio
 from codecbench.codecs.base import Codec, Encoded
-from codecbench.errors import AudioError, CodecbenchError, ConfigError, missing_extra
+from codecbench.errors import CodecbenchError, ConfigError, missing_extra
+from codecbench.provenance import require_version
 
 #: Sample rates (Hz) LC3 codes without its high-resolution mode.
 SAMPLE_RATES = (8000, 16000, 24000, 32000, 48000)
@@ -71,25 +71,9 @@ def release(coder: Any) -> None:
             states.clear()
 
 
-def package_version(distribution: str) -> str:
-    """Installed version of ``distribution`` (without importing it); missing_extra when absent."""
-    try:
-        return importlib.metadata.version(distribution)
-    except importlib.metadata.PackageNotFoundError as exc:
-        raise missing_extra(distribution, "codecs") from exc
-
-
 def bitrate_range_kbps(frame_ms: float) -> tuple[float, float]:
     """Lowest and highest LC3 bitrate (kbit/s) at ``frame_ms``: 20 and 400 bytes per frame."""
     return MIN_FRAME_BYTES * 8 / frame_ms, MAX_FRAME_BYTES * 8 / frame_ms
-
-
-def check_format(codec: Codec, sample_rate: int, channels: int) -> None:
-    """AudioError unless ``codec`` declares ``sample_rate`` (Hz) and ``channels``, naming both."""
-    if codec.sample_rates and sample_rate not in codec.sample_rates:
-        raise AudioError(f"{codec.family}: expected sample rate one of {codec.sample_rates} Hz, found {sample_rate}")
-    if not codec.accepts_channels(channels):
-        raise AudioError(f"{codec.family}: expected channels one of {codec.channel_counts}, found {channels}")
 
 
 class LC3Codec(Codec):
@@ -132,11 +116,11 @@ class LC3Codec(Codec):
 
     def params(self) -> dict:
         """What changes the output: bitrate (kbit/s), frame duration (ms), lc3py version."""
-        return {"bitrate_kbps": self.nominal_kbps, "frame_ms": self.frame_ms, "lc3py": package_version("lc3py")}
+        return {"bitrate_kbps": self.nominal_kbps, "frame_ms": self.frame_ms, "lc3py": require_version("lc3py", "codecs")}
 
     def encode(self, audio: Audio) -> Encoded:
         """Encode with a fresh encoder; payload = list of LC3 frames (bytes), delay flushed."""
-        check_format(self, audio.sample_rate, audio.channels)
+        self.check_input(audio.sample_rate, audio.channels)
         lc3 = _import_lc3()
         encoder = lc3.Encoder(self.frame_us, audio.sample_rate)
         try:
@@ -160,7 +144,7 @@ class LC3Codec(Codec):
 
     def decode(self, encoded: Encoded) -> Audio:
         """Decode every frame, drop ``encoded.delay_samples``; returns exactly ``encoded.frames`` frames."""
-        check_format(self, encoded.sample_rate, encoded.channels)
+        self.check_input(encoded.sample_rate, encoded.channels)
         lc3 = _import_lc3()
         decoder = lc3.Decoder(self.frame_us, encoded.sample_rate)
         try:

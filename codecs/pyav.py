@@ -32,7 +32,7 @@ import numpy as np
 from codecbench.audio import Audio
 from codecbench.codecs.base import Codec, Encoded
 from codecbench.codecs.pyav_families import FAMILIES, FamilySpec
-from codecbench.errors import AudioError, CodecbenchError, ConfigError, missing_extra
+from codecbench.errors import CodecbenchError, ConfigError, missing_extra
 
 #: FFmpeg channel layout names by channel count.
 LAYOUTS = {1: "mono", 2: "stereo"}
@@ -142,14 +142,6 @@ class PyAVCodec(Codec):
             "ffmpeg": av.ffmpeg_version_info,
         }
 
-    def _check_input(self, sample_rate: int, channels: int) -> None:
-        if self.sample_rates is not None and sample_rate not in self.sample_rates:
-            raise AudioError(
-                f"{self.family}: expected sample rate one of {self.sample_rates} Hz, found {sample_rate}"
-            )
-        if channels not in self.channel_counts:
-            raise AudioError(f"{self.family}: expected channels one of {self.channel_counts}, found {channels}")
-
     # --- encoding ------------------------------------------------------------------
 
     def encode(self, audio: Audio) -> Encoded:
@@ -162,7 +154,7 @@ class PyAVCodec(Codec):
         beyond what the encoder flushed: bitstream-read or measured).
         ``delay_samples`` is the whole delay removed, the decoder's part included.
         """
-        self._check_input(audio.sample_rate, audio.channels)
+        self.check_input(audio.sample_rate, audio.channels)
         av = _import_av()
         if self.spec.quality_search:
             payload, padding, extradata = self._encode_to_target(av, audio)
@@ -296,7 +288,7 @@ class PyAVCodec(Codec):
 
     def decode(self, encoded: Encoded) -> Audio:
         """Decode the packets; returns exactly ``encoded.frames`` frames, delay removed."""
-        self._check_input(encoded.sample_rate, encoded.channels)
+        self.check_input(encoded.sample_rate, encoded.channels)
         av = _import_av()
         decoded = self._decode_samples(
             av, encoded.payload, encoded.side.get("extradata", b""), encoded.sample_rate, encoded.channels
