@@ -90,6 +90,8 @@ def build(cfg: DictConfig) -> tuple[Dataset, dict[str, CodecSource | FolderSourc
             cid: CodecSource(cid, instantiate(node, f"codec {cid}"), cache) for cid, node in cfg.codec.items()
         }
     tasks = {tid: instantiate(node, f"task {tid}") for tid, node in cfg.task.items()}
+    for task in tasks.values():
+        task.bind_dataset(dataset)
     return dataset, sources, tasks
 
 

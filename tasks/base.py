@@ -133,6 +133,13 @@ class Task(ABC):
                 results.append(exc)
         return results
 
+    def bind_dataset(self, dataset) -> None:
+        """Called once when a run is built, with the run's dataset.
+
+        Tasks that draw something from the dataset (candidate labels) override
+        this; the default ignores it.
+        """
+
     def bind(self, codec, codec_id: str) -> None:
         """Called before the items of each codec are scored.
 

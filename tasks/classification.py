@@ -322,6 +322,12 @@ class ClassificationTask(Task):
         self.device = str(device)
         self._loaded: tuple[Classifier, LabelSpace, tuple[Metric, ...]] | None = None
 
+    def bind_dataset(self, dataset: Dataset) -> None:
+        """Take the candidate labels from the run's dataset, unless ``labels`` set them explicitly."""
+        if self.labels_from != "config":
+            self.candidates, self.labels_from = candidate_labels(None, dataset, self.domains, self.name)
+            self._loaded = None  # the label space depends on the candidates
+
     # -- loading ----------------------------------------------------------------------
 
     @abstractmethod

@@ -16,12 +16,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import DEMO, compose
-from hydra.utils import instantiate
 
 from codecbench.audio import Audio, load_audio
 from codecbench.datasets.base import Item
 from codecbench.errors import ConfigError
-from codecbench.pipeline import Evaluation
+from codecbench.pipeline import Evaluation, build
 from codecbench.store import read_rows
 from codecbench.tasks.base import Task
 from codecbench.tasks.classification import METRIC_NAMES, score_predictions
@@ -220,11 +219,14 @@ def test_pipeline_run_with_identity_and_opus(tmp_path, happy_model):
 
 def test_config_composes_with_the_run_dataset_labels(tmp_path, random_model):
     manifest = _labelled_manifest(tmp_path)
-    cfg = compose(["dataset=manifest", f"dataset.path={manifest}", "task=[emotion]"])
-    task = instantiate(cfg.task.emotion)
+    cfg = compose(["dataset=manifest", f"dataset.path={manifest}", "task=[emotion]", "codec=[identity]"])
+    task = build(cfg)[2]["emotion"]  # the run binds its dataset: candidate labels come from it
     assert isinstance(task, EmotionTask) and task.model == "superb/wav2vec2-base-superb-er"
     assert task.candidates == ("angry", "bored", "Happy", "neutral") and task.labels_from == "dataset"
     assert task.label_map == LABEL_MAP and task._loaded is None  # nothing loaded before first use
+    explicit = EmotionTask(labels=["calm", "angry"])
+    explicit.bind_dataset(build(cfg)[0])  # labels set in the config win over the dataset's
+    assert explicit.candidates == ("calm", "angry") and explicit.labels_from == "config"
     with pytest.raises(ConfigError, match="backend: expected one of transformers, emotion2vec"):
         EmotionTask(backend="whisper")
     with pytest.raises(ConfigError, match="could not load AutoFeatureExtractor"):
