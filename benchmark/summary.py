@@ -194,8 +194,9 @@ def format_report(summary: dict, rank_by: str) -> str:
         "",
         f"Dataset `{dataset['name']}`: {dataset['n_items']} items, fingerprint `{dataset['fingerprint'][:16]}`."
         + ("" if summary["complete"] else " **Incomplete run**: some rows are missing."),
-        f"Ranked by `{rank_by}`; cells are mean [95% bootstrap CI] over the items of the domains each "
-        "metric applies to; per-domain tables and n per metric below.",
+        f"Ranked by `{rank_by}`; cells are value [95% bootstrap CI]: the mean over items for per-item "
+        "metrics, the corpus value (e.g. total errors / total words, EER over trials) for corpus metrics, "
+        "over the items of the domains each metric applies to; per-domain tables and n per metric below.",
         "",
         format_table(summary, rank_by),
         "",
