@@ -2,7 +2,9 @@
 
 ``codecbench run [overrides]`` hands its arguments to Hydra (so ``-m``
 multirun, ``--cfg job`` and every override work); ``ls`` and ``report`` are
-plain subcommands. Errors codecbench raises on purpose print one clear line
+plain subcommands. Every other command lives in its own module, listed in
+``COMMANDS``: a function ``main(argv) -> exit status`` that parses its own
+arguments, imported only when that command runs. Errors codecbench raises on purpose print one clear line
 and exit with status 2 (bad input or config) or 1 (run aborted).
 """
 
@@ -25,15 +27,32 @@ commands:
   codecbench ls codecs|tasks|datasets list what can be selected
   codecbench report RUN_DIR           print a run's ranked table and write RUN_DIR/summary.md
   codecbench run --help               Hydra's help: config groups and options
+  codecbench check-codec ...          run the codec contract tests on a codec (yours or ours)
+  codecbench submit RUN_DIR -o BUNDLE build and validate a leaderboard submission from a run
+  codecbench leaderboard validate|build ...
+                                      re-check submission bundles; render the static leaderboard site
+  codecbench compare BASELINE CANDIDATE [--gate GATE.yaml]
+                                      paired statistics between two runs; exit 1 when the gate fails
+  codecbench merge RUN_DIR            combine a sharded run's files and check every item was scored once
 
 Results go to run_dir (default runs/<date>_<time>); rerun with the same run_dir=PATH to resume.
 """
 
 
+#: command -> (module, help): ``module.main(argv)`` runs it with the arguments after the command name.
+COMMANDS = {
+    "check-codec": ("codecbench.conformance", "run the codec contract tests on a codec"),
+    "submit": ("codecbench.leaderboard.submit", "build and validate a submission bundle from a run"),
+    "leaderboard": ("codecbench.leaderboard.cli", "validate bundles or build the static site"),
+    "compare": ("codecbench.leaderboard.compare", "paired statistics between two runs, with a gate"),
+    "merge": ("codecbench.merge", "combine a sharded run and check exactly-once scoring"),
+}
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="codecbench", description=USAGE, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="store_true", help="print the version and exit")
-    sub = parser.add_subparsers(dest="command", metavar="{run,score,ls,report}")
+    sub = parser.add_subparsers(dest="command", metavar="{run,score,ls,report," + ",".join(COMMANDS) + "}")
     sub.add_parser("run", help="evaluate codecs (arguments are Hydra overrides)", add_help=False)
     sub.add_parser("score", help="score reconstructions made elsewhere: REF_DIR DEG_DIR [overrides]", add_help=False)
     ls = sub.add_parser("ls", help="list codecs, tasks or datasets")
@@ -41,6 +60,8 @@ def _parser() -> argparse.ArgumentParser:
     report = sub.add_parser("report", help="print a run's table and write summary.md")
     report.add_argument("run_dir")
     report.add_argument("--rank-by", default=None, help="metric to rank by, as task.metric (default: the run's report.rank_by)")
+    for name, (_, text) in COMMANDS.items():
+        sub.add_parser(name, help=text, add_help=False)
     return parser
 
 
@@ -60,6 +81,13 @@ def main(argv: list[str] | None = None) -> int:
             if len(argv) < 3 or argv[1].startswith("-") or argv[2].startswith("-"):
                 raise ConfigError("usage: codecbench score REF_DIR DEG_DIR [OVERRIDES...]")
             return score_command(argv[1], argv[2], argv[3:])
+        except CodecbenchError as exc:
+            return _fail(exc)
+    if argv and argv[0] in COMMANDS:
+        import importlib
+
+        try:
+            return int(importlib.import_module(COMMANDS[argv[0]][0]).main(argv[1:]) or 0)
         except CodecbenchError as exc:
             return _fail(exc)
     args = _parser().parse_args(argv)

@@ -12,12 +12,42 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any
 
 from codecbench.audio import Audio
 from codecbench.errors import AudioError, CodecbenchError
+
+
+@dataclass(frozen=True)
+class Tokens:
+    """The payload of a token codec: integer codes, one array per codebook.
+
+    ``codes[k]`` holds codebook ``k``'s codes, shape ``(channels, frames_k)``,
+    integers in ``[0, codebook_sizes[k])``. Codebooks may run at different frame
+    rates (SNAC's coarse-to-fine levels), so each has its own ``frame_rates[k]``
+    (frames per second of audio). ``side_bits`` counts side information sent
+    beside the codes (EnCodec's per-chunk scales), already in bits.
+    """
+
+    codes: tuple  # tuple[np.ndarray, ...]
+    codebook_sizes: tuple[int, ...]
+    frame_rates: tuple[float, ...]
+    side_bits: int = 0
+
+    def __post_init__(self) -> None:
+        if not (len(self.codes) == len(self.codebook_sizes) == len(self.frame_rates)):
+            raise CodecbenchError(
+                f"Tokens: expected one codebook size and frame rate per codebook, found {len(self.codes)} "
+                f"code arrays, {len(self.codebook_sizes)} sizes and {len(self.frame_rates)} frame rates"
+            )
+
+    @property
+    def bits(self) -> int:
+        """Bits a fixed-length code costs: sum over codebooks of codes x log2(size), rounded up, plus side bits."""
+        return math.ceil(sum(c.size * math.log2(n) for c, n in zip(self.codes, self.codebook_sizes))) + self.side_bits
 
 
 @dataclass(frozen=True)
