@@ -28,4 +28,6 @@ def bootstrap_mean_ci(
     means = data[idx].mean(axis=1)
     alpha = (1.0 - confidence) / 2.0
     low, high = np.quantile(means, [alpha, 1.0 - alpha])
-    return mean, float(low), float(high)
+    # a resample of n equal values can average one ulp outside them; a mean never lies outside the data
+    low, high = (float(np.clip(bound, data.min(), data.max())) for bound in (low, high))
+    return mean, low, high

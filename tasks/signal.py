@@ -6,10 +6,13 @@ general audio), through the reference packages:
 - ``pesq_wb``: PESQ wide-band, ITU-T P.862.2, at 16000 Hz, MOS-LQO.
 - ``pesq_nb``: PESQ narrow-band, ITU-T P.862 with the P.862.1 MOS-LQO
   mapping, at 8000 Hz.
-- ``stoi``: STOI (Taal et al. 2011), 0-1 in practice, at 10000 Hz, the rate pystoi
-  works at, so pystoi does no resampling of its own.
+- ``stoi``: STOI (Taal et al. 2011), 0-1 in practice, computed by pystoi at
+  10000 Hz. pystoi is handed the signals at the item's own rate and resamples
+  them itself (its ``resample_oct``: scipy ``resample_poly`` with its own
+  filter), exactly as a direct ``pystoi.stoi(ref, deg, rate)`` call and as
+  Codec-SUPERB and VERSA call it, so values are comparable with theirs.
 - ``estoi``: extended STOI (Jensen & Taal 2016; ``pystoi.stoi(..., extended=True)``),
-  at 10000 Hz.
+  the same way.
 
 Metrics this package computes itself with NumPy (definitions, units and ranges
 in the modules named; sample rate: the item's own unless stated):
@@ -25,12 +28,13 @@ in the modules named; sample rate: the item's own unless stated):
 
 Computation: both signals are downmixed to mono (``Audio.mono``, the mean
 over channels), then resampled once per rate per item with the project's one
-resampler (``codecbench.audio.resample``, soxr VHQ): the 8 kHz signal serves
-both ``pesq_nb`` and the F0 metrics, the item-rate STFTs are shared by the
-spectral distances and the pitch tracks by the three F0 metrics. The
-reference packages get those arrays unchanged, so values equal
-``pesq.pesq(16000, ref16k, deg16k, "wb")``, ``pesq.pesq(8000, ref8k, deg8k,
-"nb")`` and ``pystoi.stoi(ref10k, deg10k, 10000[, extended=True])``.
+resampler (``codecbench.audio.resample``, soxr VHQ) where a metric needs a
+rate other than the item's: the 8 kHz signal serves both ``pesq_nb`` and the
+F0 metrics, the item-rate STFTs are shared by the spectral distances and the
+pitch tracks by the three F0 metrics. The reference packages get those arrays
+unchanged, so values equal ``pesq.pesq(16000, ref16k, deg16k, "wb")``,
+``pesq.pesq(8000, ref8k, deg8k, "nb")`` and ``pystoi.stoi(ref, deg, rate[,
+extended=True])`` on the item-rate mono signals.
 
 Failures are recorded, never turned into numbers: silent or non-finite
 input, pesq's ``NoUtterancesError`` / ``BufferTooShortError``, clips too
@@ -74,8 +78,11 @@ SPEECH = ("speech",)
 
 PESQ_WB_RATE = 16000  # Hz, P.862.2
 PESQ_NB_RATE = 8000  # Hz, P.862 / P.862.1
-STOI_RATE = 10000  # Hz, pystoi's internal rate (pystoi.stoi.FS)
+STOI_RATE = 10000  # Hz, pystoi's internal rate (pystoi.stoi.FS); pystoi resamples to it itself
 F0_RATE = 8000  # Hz, the pitch tracker's rate (harmonics up to 4 kHz are plenty for F0 <= 550 Hz)
+
+#: how the STOI input reaches 10 kHz: pystoi is handed the item-rate signals and resamples them itself.
+PYSTOI_RESAMPLER = "pystoi.utils.resample_oct (scipy.signal.resample_poly, pystoi's own filter) from the item's rate"
 
 #: frames (256-sample windows, 50% overlap, after silent-frame removal) STOI needs.
 STOI_MIN_FRAMES = 30
@@ -94,12 +101,18 @@ def import_evaluator(module: str, package: str) -> ModuleType:
 
 @dataclass(frozen=True)
 class Evaluator:
-    """Who computes a metric: the package (version read at run time), standard, mode and rate (Hz)."""
+    """Who computes a metric: the package (version read at run time), standard, mode and rate (Hz).
+
+    ``resampled_by``: None when codecbench's resampler brings the signals to
+    ``sample_rate``; otherwise the package's own resampler that does (the
+    package is then handed the item-rate signals).
+    """
 
     package: str
     standard: str
     mode: str
     sample_rate: int
+    resampled_by: str | None = None
 
     def info(self) -> dict:
         """Provenance as stored in run.json; raises missing_extra when the package is absent."""
@@ -111,7 +124,7 @@ class Evaluator:
             "mode": self.mode,
             "sample_rate": self.sample_rate,
             "downmix": "mean over channels",
-            "resampler": resampler_info(),
+            "resampler": self.resampled_by or resampler_info(),
         }
 
     def describe(self) -> str:
@@ -238,7 +251,9 @@ def pesq_nb(pair: SignalPair) -> float:
 
 
 def _stoi(pair: SignalPair, name: str, extended: bool) -> float:
-    """pystoi.stoi at 10000 Hz (``extended`` for ESTOI); pystoi's too-short 1e-5 becomes a MetricFailure.
+    """pystoi.stoi on the item-rate signals (``extended`` for ESTOI); pystoi's too-short 1e-5 becomes a MetricFailure.
+
+    pystoi resamples to 10000 Hz itself, as a direct call on the item's audio does.
 
     pystoi returns 1e-5 with a RuntimeWarning when fewer than 30 non-silent
     frames remain; that is raised here as a MetricFailure instead. (The
@@ -246,15 +261,16 @@ def _stoi(pair: SignalPair, name: str, extended: bool) -> float:
     score items from one thread per process.)
     """
     pystoi = import_evaluator("pystoi", "pystoi")
-    reference, reconstruction = pair.mono_at(STOI_RATE)
+    reference, reconstruction = pair.native()
+    rate = pair.sample_rate
     if reference.shape != reconstruction.shape:
         raise MetricFailure(
             f"{name}: expected reference and reconstruction of equal length, found "
-            f"{reference.size} and {reconstruction.size} samples at {STOI_RATE} Hz"
+            f"{reference.size} and {reconstruction.size} samples at {rate} Hz"
         )
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        value = float(pystoi.stoi(reference, reconstruction, STOI_RATE, extended=extended))
+        value = float(pystoi.stoi(reference, reconstruction, rate, extended=extended))
     too_short = False
     for warning in caught:
         if issubclass(warning.category, RuntimeWarning) and "Not enough STFT frames" in str(warning.message):
@@ -264,7 +280,7 @@ def _stoi(pair: SignalPair, name: str, extended: bool) -> float:
     if too_short:
         raise MetricFailure(
             f"{name}: expected at least {STOI_MIN_FRAMES} non-silent STFT frames, found fewer "
-            f"(reference {seconds_text(reference, STOI_RATE)} at {STOI_RATE} Hz); pystoi would return 1e-5"
+            f"(reference {seconds_text(reference, rate)}); pystoi would return 1e-5"
         )
     return value
 
@@ -435,7 +451,7 @@ SIGNAL_METRICS: tuple[SignalMetric, ...] = (
     SignalMetric(
         name="stoi",
         compute=stoi,
-        evaluator=Evaluator("pystoi", "STOI (Taal et al. 2011)", "classic (extended=False)", STOI_RATE),
+        evaluator=Evaluator("pystoi", "STOI (Taal et al. 2011)", "classic (extended=False)", STOI_RATE, PYSTOI_RESAMPLER),
         unit="score",
         higher_is_better=True,
         # a mean of correlation coefficients: 0-1 in practice, slightly negative on adversarial input
@@ -447,7 +463,9 @@ SIGNAL_METRICS: tuple[SignalMetric, ...] = (
     SignalMetric(
         name="estoi",
         compute=estoi,
-        evaluator=Evaluator("pystoi", "extended STOI (Jensen & Taal 2016)", "extended (extended=True)", STOI_RATE),
+        evaluator=Evaluator(
+            "pystoi", "extended STOI (Jensen & Taal 2016)", "extended (extended=True)", STOI_RATE, PYSTOI_RESAMPLER
+        ),
         unit="score",
         higher_is_better=True,
         # a mean of normalised correlations: 0-1 in practice
