@@ -108,19 +108,29 @@ def check_signal(audio: Audio, what: str, allow_silence: bool = False) -> None:
     """Raise AudioError unless ``audio`` is non-empty, finite and (unless allowed) not all-silent.
 
     ``what`` names the audio in the message (an item id, "reconstruction of X").
+    The verdict is kept on the Audio (whose samples are never modified in
+    place), so audio the pipeline checked once is not scanned again by each task.
     """
     if audio.frames == 0:
         raise AudioError(f"{what}: expected audio with at least one sample, found 0 samples")
-    # one pass in the common case: the energy is finite iff every sample is, and non-zero
-    # only if some sample is (the exact checks below run only when this one is in doubt)
-    flat = audio.samples.reshape(-1)
-    energy = float(np.dot(flat, flat))
-    if not np.isfinite(energy):
-        bad = int((~np.isfinite(flat)).sum())
-        if bad:
-            raise AudioError(f"{what}: expected finite samples, found {bad} NaN/inf of {flat.size}")
-    if not allow_silence and energy == 0.0 and not np.any(flat):
+    has_signal = audio.__dict__.get(_HAS_SIGNAL)
+    if has_signal is None:
+        # one pass in the common case: the energy is finite iff every sample is, and non-zero
+        # only if some sample is (the exact checks below run only when this one is in doubt)
+        flat = audio.samples.reshape(-1)
+        energy = float(np.dot(flat, flat))
+        if not np.isfinite(energy):
+            bad = int((~np.isfinite(flat)).sum())
+            if bad:
+                raise AudioError(f"{what}: expected finite samples, found {bad} NaN/inf of {flat.size}")
+        has_signal = energy != 0.0 or bool(np.any(flat))
+        object.__setattr__(audio, _HAS_SIGNAL, has_signal)
+    if not allow_silence and not has_signal:
         raise AudioError(f"{what}: expected a signal, found all-silent audio ({audio.frames} samples of 0.0)")
+
+
+#: attribute under which check_signal keeps its verdict (finite; whether any sample is non-zero).
+_HAS_SIGNAL = "_checked_has_signal"
 
 
 def save_audio(path: str | Path, audio: Audio) -> None:

@@ -37,11 +37,14 @@ class CodecSource:
 
     def reconstruct(self, item: Item, reference: Audio) -> tuple[Audio, dict]:
         key = self.cache.key(self.codec.fingerprint(), reference.fingerprint())
+        what = f"reconstruction of item {item.id!r} by codec {self.codec_id!r}"
         cached = self.cache.get(self.codec_id, key)
         if cached is not None:
             audio, facts = cached
+            check_signal(audio, f"{what} (cached)", allow_silence=True)  # once here, not once per task
             return audio, {**{k: v for k, v in facts.items() if k != "sample_rate"}, "cache": "hit"}
         audio, facts = reconstruct(self.codec, self.codec_id, reference)
+        check_signal(audio, what, allow_silence=True)
         self.cache.put(self.codec_id, key, audio, facts)
         return audio, {**facts, "cache": "miss"}
 

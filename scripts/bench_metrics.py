@@ -4,17 +4,24 @@ For every metric of the ``signal`` task: seconds of audio scored per CPU
 second on one core (``time.process_time``; OpenMP / BLAS threads set to 1),
 once through ``SignalTask(metrics=[name]).score`` and once calling the
 reference package (pesq, pystoi) or, for the metrics this package computes,
-the bare NumPy function on arrays already at the metric's rate. The wrapper
-overhead is the task's extra CPU time in percent of the direct call's; the
-next column is the part of it that is the soxr resampling of both signals to
-the metric's rate (none for metrics at the item's 16 kHz); the rest is the
-task's input checks (finite, not silent), downmix and bookkeeping.
+the bare NumPy functions, the way a user would on the item's 16 kHz mono
+arrays: pystoi resamples to 10 kHz itself; pesq NB is handed arrays already
+resampled to 8 kHz (so its task figure includes soxr's resampling); the F0
+metrics' direct call is the same three steps the task takes (soxr to 8 kHz,
+YIN on both signals, the comparison). The wrapper overhead is the task's
+extra CPU time in percent of the direct call's; the next column is the part
+of the task's time that is the soxr resampling of both signals to the
+metric's rate, when the direct call is spared it; the rest is the task's
+input checks (finite, not silent), downmix and bookkeeping.
 Then lines for metric sets through the task: Codec-SUPERB's signal set (mel,
 STFT, waveform L1, PESQ, STOI, F0 correlation), the default of
 conf/task/signal.yaml, and all metrics.
 
 Reconstructions are the 45 demo speech items plus white noise at 20 dB SNR
-(fixed seed). Each figure is the best of ``--repeats`` passes over all items.
+(fixed seed). Both are checked once when loaded (finite, not silent), as the
+pipeline does on load and on reconstruction, so the task finds the verdict
+kept on each Audio; that one-time check is printed on its own line. Each
+figure is the best of ``--repeats`` passes over all items.
 A benchmark, not a test: it prints figures and asserts nothing.
 
     python scripts/bench_metrics.py [--repeats 3]
@@ -51,7 +58,7 @@ def load_speech():
     import numpy as np
 
     import codecbench
-    from codecbench.audio import Audio, load_audio
+    from codecbench.audio import Audio, check_signal, load_audio
     from codecbench.datasets.base import Item
 
     demo = Path(codecbench.__file__).parent / "data" / "demo"
@@ -65,8 +72,31 @@ def load_speech():
         reference = load_audio(item.path)
         power = float(np.mean(reference.samples.astype(np.float64) ** 2))
         noise = rng.standard_normal(reference.samples.shape) * np.sqrt(power / 100.0)
-        out.append((item, reference, Audio((reference.samples + noise).astype(np.float32), reference.sample_rate)))
+        reconstruction = Audio((reference.samples + noise).astype(np.float32), reference.sample_rate)
+        check_signal(reference, item.id)  # as the pipeline does on load ...
+        check_signal(reconstruction, item.id, allow_silence=True)  # ... and on reconstruction
+        out.append((item, reference, reconstruction))
     return out
+
+
+def checking(items) -> Callable[[], None]:
+    """The pipeline's one-time input check of every item's two signals, on fresh Audio objects."""
+    from codecbench.audio import Audio, check_signal
+
+    fresh = [(Audio(r.samples, r.sample_rate), Audio(d.samples, d.sample_rate)) for _, r, d in items]
+
+    def run() -> None:
+        for reference, reconstruction in fresh:
+            reference.__dict__.pop("_checked_has_signal", None)
+            reconstruction.__dict__.pop("_checked_has_signal", None)
+            check_signal(reference, "reference")
+            check_signal(reconstruction, "reconstruction", allow_silence=True)
+
+    return run
+
+
+#: metrics whose direct call is handed arrays already resampled (by soxr, untimed) to the metric's rate.
+DIRECT_PRE_RESAMPLED = ("pesq_nb",)
 
 
 def direct_calls(items) -> dict[str, Callable[[], None]]:
@@ -75,29 +105,31 @@ def direct_calls(items) -> dict[str, Callable[[], None]]:
     import pesq
     import pystoi
 
-    from codecbench.audio import resample
+    from codecbench.audio import Audio, resample
     from codecbench.tasks import mel_cepstrum, pitch, spectral_metrics, waveform_metrics
-    from codecbench.tasks.signal import F0_RATE, STOI_RATE
+    from codecbench.tasks.signal import F0_RATE
 
     def at(rate: int) -> list[tuple[np.ndarray, np.ndarray, int]]:
         return [(resample(r.mono(), rate).samples[0], resample(d.mono(), rate).samples[0], rate) for _, r, d in items]
 
     native = [(r.mono().samples[0], d.mono().samples[0], r.sample_rate) for _, r, d in items]
-    by_rate = {16000: at(16000), 8000: at(8000), STOI_RATE: at(STOI_RATE)}
+    by_rate = {16000: at(16000), 8000: at(8000)}
 
     def over(arrays, function):
         return lambda: [function(ref, deg, rate) for ref, deg, rate in arrays]
 
     def f0(measure):
-        return over(
-            at(F0_RATE), lambda ref, deg, rate: measure(pitch.track_pitch(ref, rate), pitch.track_pitch(deg, rate))
-        )
+        def resample_track_compare(ref, deg, rate):
+            ref8k, deg8k = (resample(Audio(x[None, :], rate), F0_RATE).samples[0] for x in (ref, deg))
+            return measure(pitch.track_pitch(ref8k, F0_RATE), pitch.track_pitch(deg8k, F0_RATE))
+
+        return over(native, resample_track_compare)
 
     return {
         "pesq_wb": over(by_rate[16000], lambda r, d, rate: pesq.pesq(rate, r, d, "wb")),
         "pesq_nb": over(by_rate[8000], lambda r, d, rate: pesq.pesq(rate, r, d, "nb")),
-        "stoi": over(by_rate[STOI_RATE], lambda r, d, rate: pystoi.stoi(r, d, rate)),
-        "estoi": over(by_rate[STOI_RATE], lambda r, d, rate: pystoi.stoi(r, d, rate, extended=True)),
+        "stoi": over(native, lambda r, d, rate: pystoi.stoi(r, d, rate)),
+        "estoi": over(native, lambda r, d, rate: pystoi.stoi(r, d, rate, extended=True)),
         "si_sdr": over(native, lambda r, d, rate: waveform_metrics.si_sdr(r, d)),
         "sdr": over(native, lambda r, d, rate: waveform_metrics.sdr(r, d)),
         "segsnr": over(native, waveform_metrics.segmental_snr),
@@ -163,13 +195,15 @@ def main() -> None:
     for name in METRIC_NAMES:
         task_s = cpu_seconds(through_task(items, [name]), args.repeats)
         direct_s = cpu_seconds(direct[name], args.repeats)
-        resample_run = resampling(items, rates[name])
+        resample_run = resampling(items, rates[name]) if name in DIRECT_PRE_RESAMPLED else None
         resample_s = cpu_seconds(resample_run, args.repeats) if resample_run else 0.0
         rate = "item" if rates[name] is None else str(rates[name])
         print(
             f"{name:26s} {rate:>6s} {audio_s / task_s:7.0f}x {audio_s / direct_s:7.0f}x "
             f"{100 * (task_s - direct_s) / direct_s:8.1f}% {100 * resample_s / direct_s:8.1f}%"
         )
+    check_s = cpu_seconds(checking(items), args.repeats)
+    print(f"{'input check (once per item, in the pipeline)':44s} {1e6 * check_s / len(items):6.1f} us per item")
     print()
     for label, names in (
         ("Codec-SUPERB signal set", CODEC_SUPERB_SET),

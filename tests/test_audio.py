@@ -84,3 +84,20 @@ def test_bootstrap_ci_contains_mean_and_narrows_with_n():
     assert bootstrap_mean_ci([]) == (None, None, None)
     assert bootstrap_mean_ci([2.5]) == (2.5, 2.5, 2.5)
     assert bootstrap_mean_ci(small) == (mean, low, high)  # fixed seed: reproducible
+
+
+def test_check_signal_keeps_its_verdict_per_audio():
+    """A checked Audio is not scanned again; the verdict still refuses silence where silence is not allowed."""
+    silent = Audio(np.zeros((1, 800), dtype=np.float32), 8000)
+    check_signal(silent, "silent", allow_silence=True)
+    assert silent.__dict__["_checked_has_signal"] is False
+    with pytest.raises(AudioError, match="silent: expected a signal, found all-silent audio"):
+        check_signal(silent, "silent")
+    tiny = Audio(np.full((1, 4), 1e-30, dtype=np.float32), 8000)  # energy underflows to 0, samples are not 0
+    check_signal(tiny, "tiny")
+    assert tiny.__dict__["_checked_has_signal"] is True
+    broken = Audio(np.array([[0.1, np.nan]], dtype=np.float32), 8000)
+    for _ in range(2):  # a failed check stores nothing: it fails again
+        with pytest.raises(AudioError, match="found 1 NaN/inf of 2"):
+            check_signal(broken, "broken", allow_silence=True)
+    assert "_checked_has_signal" not in broken.__dict__
