@@ -188,7 +188,7 @@ def asr_rates(name: str, higher_is_better: bool, baseline: dict[str, dict], cand
     The items paired are those whose ok rows store the edit counts the
     metric needs on both sides (for ``wer_delta``: ``wer`` and ``wer_ref``).
     """
-    from codecbench.tasks.asr import DELTA, _ratio, _stored_counts, corpus_entry
+    from codecbench.tasks.asr import DELTA, corpus_entry, corpus_ratio, stored_counts
 
     method = (f"corpus value over the paired items (asr task's corpus_entry); 95% CI and p: paired bootstrap "
               f"over items ({BOOTSTRAP_RESAMPLES} resamples, seed {BOOTSTRAP_SEED}), both rates recomputed "
@@ -196,7 +196,7 @@ def asr_rates(name: str, higher_is_better: bool, baseline: dict[str, dict], cand
     needs = DELTA[1:] if name == DELTA[0] else (name,)
 
     def has_value(row: dict) -> bool:
-        return row["status"] == "ok" and all(_stored_counts(row, part) is not None for part in needs)
+        return row["status"] == "ok" and all(stored_counts(row, part) is not None for part in needs)
 
     counts = _failure_counts(name, baseline, candidate, has_value)
     items = sorted(item for item in baseline.keys() & candidate.keys()
@@ -207,7 +207,7 @@ def asr_rates(name: str, higher_is_better: bool, baseline: dict[str, dict], cand
     def value_and_statistic(rows: dict[str, dict]):
         shared = [rows[item] for item in items]
         value = corpus_entry(name, shared)["mean"]
-        rates = [_ratio([_stored_counts(row, part) for row in shared]) for part in needs]
+        rates = [corpus_ratio([stored_counts(row, part) for row in shared]) for part in needs]
         if len(rates) == 1:
             return value, rates[0]
         return value, lambda weights: rates[0](weights) - rates[1](weights)

@@ -122,7 +122,7 @@ def _bootstrap(statistic: Callable[[np.ndarray], np.ndarray], n_items: int, conf
     return float(low), float(high)
 
 
-def _ratio(counts: list[EditCounts]) -> Callable[[np.ndarray], np.ndarray]:
+def corpus_ratio(counts: list[EditCounts]) -> Callable[[np.ndarray], np.ndarray]:
     """The rate of each bootstrap resample: (weights @ errors) / (weights @ reference lengths)."""
     errors = np.array([c.errors for c in counts], dtype=np.float64)
     lengths = np.array([c.reference_length for c in counts], dtype=np.float64)
@@ -148,7 +148,7 @@ def corpus_rate(counts: list[EditCounts]) -> dict:
     rate = totals.rate()
     low = high = None
     if rate is not None:
-        low, high = (rate, rate) if len(counts) == 1 else _bootstrap(_ratio(counts), len(counts))
+        low, high = (rate, rate) if len(counts) == 1 else _bootstrap(corpus_ratio(counts), len(counts))
     return {"mean": rate, "ci_low": low, "ci_high": high, "n": len(counts), "totals": totals.as_dict()}
 
 
@@ -161,12 +161,13 @@ def corpus_delta(pairs: list[tuple[EditCounts, EditCounts]]) -> dict:
     delta = first - second
     if len(pairs) == 1:
         return {"mean": delta, "ci_low": delta, "ci_high": delta, "n": 1}
-    rate_first, rate_second = _ratio(firsts), _ratio(seconds)
+    rate_first, rate_second = corpus_ratio(firsts), corpus_ratio(seconds)
     low, high = _bootstrap(lambda weights: rate_first(weights) - rate_second(weights), len(pairs))
     return {"mean": delta, "ci_low": low, "ci_high": high, "n": len(pairs)}
 
 
-def _stored_counts(row: dict, name: str) -> EditCounts | None:
+def stored_counts(row: dict, name: str) -> EditCounts | None:
+    """The edit counts of metric ``name`` a row of the asr task stored (``extra.counts``), or None."""
     data = row.get("extra", {}).get("counts", {}).get(name)
     return None if data is None else EditCounts.from_dict(data)
 
@@ -176,10 +177,10 @@ def corpus_entry(name: str, rows: list[dict]) -> dict:
     failed = sum(1 for row in rows if row["status"] != "ok" or name in row.get("failures", {}))
     ok = [row for row in rows if row["status"] == "ok"]
     if name == DELTA[0]:
-        both = [(_stored_counts(row, DELTA[1]), _stored_counts(row, DELTA[2])) for row in ok]
+        both = [(stored_counts(row, DELTA[1]), stored_counts(row, DELTA[2])) for row in ok]
         entry = corpus_delta([(a, b) for a, b in both if a is not None and b is not None])
     else:
-        entry = corpus_rate([c for row in ok if (c := _stored_counts(row, name)) is not None])
+        entry = corpus_rate([c for row in ok if (c := stored_counts(row, name)) is not None])
     return {**entry, "n_failed": failed}
 
 
