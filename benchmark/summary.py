@@ -34,7 +34,7 @@ from pathlib import Path
 
 from codecbench.errors import ConfigError
 from codecbench.store import (
-    CODEC_STAGE, REPORT_FILE, RUN_FILE, SUMMARY_FILE, read_json, read_rows, read_trials, write_json,
+    CODEC_STAGE, REPORT_FILE, RUN_FILE, SUMMARY_FILE, read_json, read_rows, read_trials, shard_records, write_json,
 )
 
 SCHEMA_VERSION = 1
@@ -222,8 +222,16 @@ def format_report(summary: dict, rank_by: str) -> str:
 
 
 def write_summary(run_dir: str | Path, rank_by: str | None = None) -> dict:
-    """Rebuild summary.json and summary.md in ``run_dir``; returns the summary."""
+    """Rebuild summary.json and summary.md in ``run_dir``; returns the summary.
+
+    A sharded run's shards are first combined into rows.jsonl and run.json
+    (:func:`codecbench.merge.merge_shards`, which refuses duplicated rows).
+    """
     run_dir = Path(run_dir)
+    if shard_records(run_dir):
+        from codecbench.merge import merge_shards
+
+        merge_shards(run_dir)
     summary = build_summary(run_dir)
     write_json(run_dir / SUMMARY_FILE, summary)
     rank_by = resolve_rank_by(summary, run_dir, rank_by)
