@@ -131,8 +131,13 @@ class Codec(ABC):
         return None
 
     def facts(self) -> dict:
-        """Declared facts, recorded in run.json and summary.json."""
-        return {
+        """Declared facts, recorded in run.json and summary.json.
+
+        A class from outside codecbench (a user's codec) also records what was
+        loaded: its import path, source file sha256 and package version
+        (``loaded``), so an edited class gets a new fingerprint.
+        """
+        facts = {
             "adapter": f"{type(self).__module__}.{type(self).__qualname__}",
             "adapter_version": self.version,
             "family": self.family,
@@ -148,6 +153,11 @@ class Codec(ABC):
             "params": self.params(),
             "weights_hash": self.weights_hash(),
         }
+        if not type(self).__module__.startswith("codecbench."):
+            from codecbench.codecs.custom import code_provenance
+
+            facts["loaded"] = {"kind": "class", **code_provenance(type(self))}
+        return facts
 
     def algorithmic_latency_ms(self) -> float | None:
         """Declared algorithmic latency: frame + lookahead, in ms (None when either is unknown)."""
