@@ -186,8 +186,13 @@ def bits_match_payload(encoded: Encoded) -> tuple[bool | None, str, str]:
     return None, "a payload of Tokens, bytes, packets or a numpy array", type(payload).__name__
 
 
-def token_problems(tokens: Tokens, channels: int, seconds: float) -> list[str]:
-    """What is wrong with a Tokens payload for ``channels`` x ``seconds`` of audio (empty: nothing)."""
+def token_problems(tokens: Tokens, channels: int, seconds: float, pad_seconds: float = 0.0) -> list[str]:
+    """What is wrong with a Tokens payload for ``channels`` x ``seconds`` of audio (empty: nothing).
+
+    Each codebook holds one row per coded stream: ``channels`` rows, or one when
+    the codec codes its channels jointly. ``pad_seconds``: how much input padding
+    the codec may code beyond the audio (its ``pad_multiple`` samples, in seconds).
+    """
     problems = []
     slack_frames, slack_share = TOKEN_FRAME_SLACK
     for k, (codes, size, rate) in enumerate(zip(tokens.codes, tokens.codebook_sizes, tokens.frame_rates)):
@@ -197,14 +202,14 @@ def token_problems(tokens: Tokens, channels: int, seconds: float) -> list[str]:
             continue
         if int(size) < 2:
             problems.append(f"codebook {k}: size >= 2 expected, found {size}")
-        if codes.ndim != 2 or codes.shape[0] != channels:
-            problems.append(f"codebook {k}: shape ({channels}, frames) expected, found {codes.shape}")
+        if codes.ndim != 2 or codes.shape[0] not in (1, channels):
+            problems.append(f"codebook {k}: shape ({channels} or 1 joint stream, frames) expected, found {codes.shape}")
             continue
         if codes.size and (codes.min() < 0 or codes.max() >= size):
             problems.append(f"codebook {k}: codes in [0, {size}) expected, found [{codes.min()}, {codes.max()}]")
         expected = rate * seconds
         # padding to whole frames of the slowest codebook adds up to rate / slowest rate frames here
-        padding = math.ceil(rate / min(tokens.frame_rates))
+        padding = math.ceil(rate / min(tokens.frame_rates) + rate * pad_seconds)
         if not -max(slack_frames, slack_share * expected) <= codes.shape[1] - expected <= \
                 padding + max(slack_frames, slack_share * expected):
             problems.append(f"codebook {k}: {expected:.1f} frames ({rate:g}/s x {seconds:.3f} s) expected, "
@@ -266,7 +271,8 @@ def _roundtrip(rec: _Recorder, codec: Codec, audio: Audio, tag: str) -> None:
     else:
         rec.add(f"bits_match_payload{tag}", ok, expected, found)
     if isinstance(encoded.payload, Tokens):
-        problems = token_problems(encoded.payload, audio.channels, audio.duration)
+        pad_seconds = getattr(codec, "pad_multiple", 1) / audio.sample_rate
+        problems = token_problems(encoded.payload, audio.channels, audio.duration, pad_seconds)
         rec.add(f"tokens{tag}", not problems,
                 "integer codes (channels, frames_k) in [0, size) at the declared frame rates",
                 "; ".join(problems) or f"{len(encoded.payload.codes)} codebook(s) as declared")

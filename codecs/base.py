@@ -25,8 +25,10 @@ from codecbench.errors import AudioError, CodecbenchError
 class Tokens:
     """The payload of a token codec: integer codes, one array per codebook.
 
-    ``codes[k]`` holds codebook ``k``'s codes, shape ``(channels, frames_k)``,
-    integers in ``[0, codebook_sizes[k])``. Codebooks may run at different frame
+    ``codes[k]`` holds codebook ``k``'s codes, shape ``(streams, frames_k)``,
+    integers in ``[0, codebook_sizes[k])``: one row per coded stream, that is
+    one per channel, or a single row when the codec codes its channels jointly
+    (EnCodec 48 kHz stereo). Codebooks may run at different frame
     rates (SNAC's coarse-to-fine levels), so each has its own ``frame_rates[k]``
     (frames per second of audio). ``side_bits`` counts side information sent
     beside the codes (EnCodec's per-chunk scales), already in bits.
