@@ -1,1 +1,1 @@
-"""Leaderboard: submission schema, validation, static site and the regression gate (later issues)."""
+"""Leaderboard: submission bundles (schema, submit, validate), the static site, and ``compare`` with its gate."""
