@@ -170,7 +170,8 @@ def format_table(summary: dict, rank_by: str, domain: str | None = None) -> str:
     for position, codec_id in enumerate(order, 1):
         codec = summary["codecs"][codec_id]
         measured = codec["measured_kbps"] if domain is None else codec["measured_kbps_by_domain"].get(domain)
-        cells = [str(position), codec_id, _fmt(measured, 2), _fmt(codec["nominal_kbps"], 2)]
+        name = codec_id + (" (random weights)" if str(codec.get("family") or "").endswith("-random") else "")
+        cells = [str(position), name, _fmt(measured, 2), _fmt(codec["nominal_kbps"], 2)]
         for key in keys:
             entry = _metric(summary, codec_id, key, domain)
             if entry is None:

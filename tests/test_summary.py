@@ -11,6 +11,7 @@ from omegaconf import OmegaConf
 
 from codecbench.pipeline import Evaluation
 from codecbench.store import read_rows
+from codecbench.summary import format_table
 
 
 def test_overall_and_per_domain_summaries(tmp_path):
@@ -42,3 +43,16 @@ def test_overall_and_per_domain_summaries(tmp_path):
     assert "## Domain: music" in report and "## Domain: speech" in report
     music_table = report.split("## Domain: music")[1].split("## Domain")[0]
     assert "level.rms_dbfs" in music_table and "pesq" not in music_table
+
+
+def test_table_marks_codecs_with_random_weights():
+    """A neural codec built with random_init=true (family '<name>-random') never reads as a trained one."""
+    entry = {"mean": 3.0, "ci_low": 2.5, "ci_high": 3.5, "n": 4, "n_failed": 0, "higher_is_better": True}
+    summary = {"codecs": {
+        cid: {"family": family, "measured_kbps": 6.0, "measured_kbps_by_domain": {}, "nominal_kbps": 6.0,
+              "metrics": {"signal": {"si_sdr": {**entry, "mean": mean}}}}
+        for cid, family, mean in (("dac_16k", "dac-random", 3.0), ("opus_6k", "opus", 2.0))
+    }}
+    lines = format_table(summary, "signal.si_sdr").splitlines()
+    assert lines[2].startswith("| 1 | dac_16k (random weights) | 6.00 |")
+    assert lines[3].startswith("| 2 | opus_6k | 6.00 |")
