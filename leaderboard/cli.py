@@ -3,7 +3,9 @@
 ``codecbench leaderboard validate BUNDLE... [--against DIR] [--reference-run RUN_DIR]`` re-checks bundles
 (``codecbench.leaderboard.validate``); ``codecbench leaderboard build SUBMISSIONS_DIR -o
 SITE_DIR`` renders the static site (``codecbench.leaderboard.site.build_site``). Exit
-status: 0 on success, 1 when a bundle is refused, 2 on usage errors.
+status of ``validate``: 0 when every bundle is valid, 1 when one is refused, 2 on usage
+errors. ``build`` writes nothing unless every bundle is valid: 0 on success, 2 when a
+bundle is refused (each named with its problems) or the arguments are wrong.
 """
 
 from __future__ import annotations
@@ -27,8 +29,9 @@ def _build(argv: list[str]) -> int:
         return int(exc.code or 0)
     from codecbench.leaderboard.site import build_site
 
-    result = build_site(args.submissions, args.output)
-    return int(result) if isinstance(result, int) and not isinstance(result, bool) else 0
+    index = build_site(args.submissions, args.output)
+    print(f"wrote {index} (open it from disk or copy {args.output} to any static host)")
+    return 0
 
 
 def main(argv: list[str]) -> int:
