@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable, Iterable, Sequence
 
 from codecbench.audio import Audio
-from codecbench.errors import ConfigError
+from codecbench.errors import CodecbenchError, ConfigError
 from codecbench.stats import bootstrap_mean_ci
 
 if TYPE_CHECKING:
@@ -230,3 +230,32 @@ class Task(ABC):
                 values.append(row["values"][name])
         mean, low, high = bootstrap_mean_ci(values)
         return {"mean": mean, "ci_low": low, "ci_high": high, "n": len(values), "n_failed": failed}
+
+
+class CodecBoundTask(Task):
+    """A task that measures the codec itself (its speed, its tokens), not only the audio.
+
+    ``bind`` keeps the codec; ``bound_codec`` returns it in ``score``. The
+    codec is ``None`` for reconstructions that come without one (a folder of
+    files): subclasses record why their codec metrics are missing then. Such a
+    task overrides ``Task.bind``, which is how the engine knows to score it in
+    the main process, where the codec lives.
+    """
+
+    _bound: bool = False
+    _codec = None
+    _codec_id: str | None = None
+
+    def bind(self, codec, codec_id: str) -> None:
+        """Measure ``codec`` (id ``codec_id``) on the items scored from now on (None: no codec)."""
+        self._bound, self._codec, self._codec_id = True, codec, codec_id
+
+    def bound_codec(self) -> tuple:
+        """``(codec or None, codec id)``; CodecbenchError when ``bind`` was never called."""
+        if not self._bound:
+            raise CodecbenchError(
+                f"task {self.name}: expected a codec bound with bind(codec, codec_id) before score(), found none; "
+                "the pipeline binds each codec before scoring its items"
+            )
+        return self._codec, self._codec_id
+

@@ -59,9 +59,9 @@ from typing import TYPE_CHECKING, Callable, Iterable, TypeVar
 
 from codecbench import __version__
 from codecbench.audio import Audio, resample
-from codecbench.errors import AudioError, CodecbenchError, ConfigError
+from codecbench.errors import AudioError, ConfigError
 from codecbench.reconstruct import MAX_LAG_SECONDS, CodecPass, measure_lag, run_codec
-from codecbench.tasks.base import Metric, MetricFailure, Task, TaskRow
+from codecbench.tasks.base import CodecBoundTask, Metric, MetricFailure, TaskRow
 
 if TYPE_CHECKING:
     from codecbench.codecs.base import Codec
@@ -319,7 +319,7 @@ def _rtf_metric(name: str, stage: str, clock: str, evaluator: str) -> Metric:
     )
 
 
-class EfficiencyTask(Task):
+class EfficiencyTask(CodecBoundTask):
     """Speed (real-time factors), peak memory and latency of the bound codec, per item.
 
     ``repeats``: timed passes per item, the fastest reported (>= 1).
@@ -338,9 +338,6 @@ class EfficiencyTask(Task):
         self.warmup = bool(warmup)
         self.memory_setting = memory
         self.memory = peak_memory(memory)
-        self._bound = False
-        self._codec: Codec | None = None
-        self._codec_id: str | None = None
         self._warm = False
         self._metrics = self._declare()
 
@@ -416,16 +413,12 @@ class EfficiencyTask(Task):
         folder of files): then only ``residual_delay_ms`` is measured, and the
         other metrics record why not.
         """
-        self._bound, self._codec, self._codec_id, self._warm = True, codec, codec_id, False
+        super().bind(codec, codec_id)
+        self._warm = False
 
     def score(self, reference: Audio, reconstruction: Audio, item: Item) -> TaskRow:
         """Time a fresh encode/decode of ``reference``; latency facts; residual delay of ``reconstruction``."""
-        if not self._bound:
-            raise CodecbenchError(
-                "task efficiency: expected a codec bound with bind(codec, codec_id) before score(), found none; "
-                "the pipeline binds each codec before scoring its items"
-            )
-        codec, codec_id = self._codec, self._codec_id
+        codec, codec_id = self.bound_codec()
         cost, failure = None, f"no codec to measure: {codec_id!r} supplies reconstructions without a codec"
         if codec is not None:
             try:

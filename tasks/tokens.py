@@ -54,7 +54,7 @@ from codecbench.audio import Audio, resample
 from codecbench.codecs.base import Tokens
 from codecbench.errors import CodecbenchError
 from codecbench.stats import BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED
-from codecbench.tasks.base import Metric, MetricFailure, Task, TaskRow
+from codecbench.tasks.base import CodecBoundTask, Metric, MetricFailure, TaskRow
 
 if TYPE_CHECKING:
     from codecbench.codecs.base import Codec, Encoded
@@ -247,15 +247,12 @@ def _metric(name: str, unit: str, higher: bool, low, high, description: str, eva
                   description=description, kind=kind)
 
 
-class TokensTask(Task):
+class TokensTask(CodecBoundTask):
     """Bitrate, token rate and codebook statistics of the bound codec's emitted codes (module docstring)."""
 
     name = "tokens"
 
     def __init__(self) -> None:
-        self._bound = False
-        self._codec: Codec | None = None
-        self._codec_id: str | None = None
         base = f"codecbench {__version__} tasks.tokens: a fresh Codec.encode of the reference at the codec's rate"
         counts = f"{base}; corpus code histograms, plug-in entropy (log2)"
         self._metrics = (
@@ -285,18 +282,9 @@ class TokensTask(Task):
     def metrics(self) -> tuple[Metric, ...]:
         return self._metrics
 
-    def bind(self, codec: Codec | None, codec_id: str) -> None:
-        """Count what ``codec`` (id ``codec_id``) emits on the items scored from now on (None: no codec)."""
-        self._bound, self._codec, self._codec_id = True, codec, codec_id
-
     def score(self, reference: Audio, reconstruction: Audio, item: Item) -> TaskRow:
         """Encode ``reference`` afresh; the item's bits, tokens and code histograms (reconstruction unused)."""
-        if not self._bound:
-            raise CodecbenchError(
-                "task tokens: expected a codec bound with bind(codec, codec_id) before score(), found none; "
-                "the pipeline binds each codec before scoring its items"
-            )
-        codec, codec_id = self._codec, self._codec_id
+        codec, codec_id = self.bound_codec()
         if codec is None:
             reason = f"no codec to encode with: {codec_id!r} supplies reconstructions without a codec"
             return TaskRow(failures={metric.name: reason for metric in self.metrics})

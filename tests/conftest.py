@@ -77,3 +77,24 @@ def smear_and_quantize(audio):
     x = audio.mono().samples[0].astype(np.float64)
     y = np.round(np.convolve(x, np.ones(4) / 4, "same") * 512) / 512
     return Audio(y.astype(np.float32), audio.sample_rate)
+
+
+def comparable_rows(rows) -> dict:
+    """Stored rows by (codec, item, task), without what depends on the clock.
+
+    For comparing two runs that must agree (resumed vs uninterrupted, workers vs
+    in-process, sharded vs whole): the codec stage keeps bits, kbps and residual
+    delay (not encode/decode seconds); efficiency rows keep which metrics ran,
+    not their timings. A duplicated key fails the comparison at once.
+    """
+    out = {}
+    for row in rows:
+        key = (row["codec"], row["item"], row["task"])
+        assert key not in out, f"duplicated row {key}"
+        values = row["values"]
+        if row["task"] == "codec":
+            values = {k: values[k] for k in ("bits", "kbps", "residual_delay_samples")}
+        if row["task"] == "efficiency":
+            values = sorted(values)
+        out[key] = (row["status"], row["error"], values, row["failures"], row.get("extra"), row["domain"])
+    return out

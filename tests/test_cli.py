@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import DEMO, run_cli
+from conftest import DEMO, comparable_rows, run_cli
 
 from codecbench.audio import load_audio, resample
 from codecbench.cache import ReconstructionCache
@@ -138,24 +138,11 @@ def test_rerun_resumes_and_report_rebuilds(default_run):
     assert "pesq==0.0.4" in (run_dir / "summary.md").read_text()
 
 
-def _comparable(run_dir: Path) -> dict:
-    """Rows keyed by (codec, item, task) with what must not depend on interruption."""
-    out = {}
-    for row in read_rows(run_dir):
-        key = (row["codec"], row["item"], row["task"])
-        assert key not in out, f"duplicated row {key}"
-        values = row["values"]
-        if row["task"] == "codec":
-            values = {k: values[k] for k in ("bits", "kbps", "residual_delay_samples")}
-        out[key] = (row["status"], values, row["failures"])
-    return out
-
-
 def test_sigkill_then_rerun_gives_exactly_the_uninterrupted_rows(tmp_path):
     args = ["codec=[opus_12k,identity]", "dataset.limit=12"]
     reference = run_cli("run", *args, f"run_dir={tmp_path / 'whole'}", f"paths.cache_dir={tmp_path / 'c1'}")
     assert reference.returncode == 0, reference.stderr[-2000:]
-    expected = _comparable(tmp_path / "whole")
+    expected = comparable_rows(read_rows(tmp_path / "whole"))
     assert len(expected) == 12 * 2 * 2
 
     killed_dir = tmp_path / "killed"
@@ -175,7 +162,7 @@ def test_sigkill_then_rerun_gives_exactly_the_uninterrupted_rows(tmp_path):
 
     resumed = run_cli("run", *args, f"run_dir={killed_dir}", f"paths.cache_dir={tmp_path / 'c2'}")
     assert resumed.returncode == 0, resumed.stderr[-2000:]
-    assert _comparable(killed_dir) == expected
+    assert comparable_rows(read_rows(killed_dir)) == expected
     record = json.loads((killed_dir / "run.json").read_text())
     assert len(record["sessions"]) == 2 and "finished" not in record["sessions"][0]
 

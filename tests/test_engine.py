@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import REPO, compose, run_cli, tone, write_audio
+from conftest import REPO, comparable_rows, compose, run_cli, tone, write_audio
 from omegaconf import OmegaConf
 from probe_tasks import BatchSizeTask, LevelTask
 
@@ -51,21 +51,6 @@ class KillerTask(BatchSizeTask):
         return super().score_batch(batch)
 
 
-def _comparable(run_dir: Path) -> dict:
-    """Rows keyed by (codec, item, task) with what must not depend on workers or interruption."""
-    out = {}
-    for row in read_rows(run_dir):
-        key = (row["codec"], row["item"], row["task"])
-        assert key not in out, f"duplicated row {key}"
-        values = row["values"]
-        if row["task"] == "codec":
-            values = {k: values[k] for k in ("bits", "kbps", "residual_delay_samples")}
-        if row["task"] == "efficiency":  # timings differ from run to run; which metrics ran does not
-            values = sorted(values)
-        out[key] = (row["status"], row["error"], values, row["failures"], row.get("extra"))
-    return out
-
-
 def _sessions(run_dir: Path) -> list[dict]:
     return json.loads((run_dir / "run.json").read_text())["sessions"]
 
@@ -78,7 +63,7 @@ def in_process_rows(tmp_path_factory):
                      env=SINGLE_THREAD)
     assert result.returncode == 0, result.stderr[-3000:]
     assert _sessions(tmp / "run")[-1]["workers"] == 0
-    rows = _comparable(tmp / "run")
+    rows = comparable_rows(read_rows(tmp / "run"))
     assert len(rows) == 12 * 4
     return rows
 
@@ -106,7 +91,7 @@ def test_two_workers_write_the_in_process_rows(tmp_path, in_process_rows):
     assert result.returncode == 0, result.stderr[-3000:]
     session = _sessions(tmp_path / "run")[-1]
     assert session["workers"] == 2 and session["peak_rss_mb"]["worker"] > 0
-    rows = _comparable(tmp_path / "run")
+    rows = comparable_rows(read_rows(tmp_path / "run"))
     assert rows == in_process_rows
     # the probe's batches are the pipeline's (3 items), and its crashed batch fails exactly those items
     failed = sorted(k[1] for k, v in rows.items() if k[2] == "batchsize" and v[0] == "failed")
@@ -136,7 +121,7 @@ def test_main_process_scores_with_the_workers_thread_count(tmp_path):
             "progress=false", "workers=2", "batch_size=2", f"pool_min_work_s={min_work}",
         ])
         Evaluation(cfg, tmp_path / name).run()
-        rows[name] = _comparable(tmp_path / name)
+        rows[name] = comparable_rows(read_rows(tmp_path / name))
         assert _sessions(tmp_path / name)[-1]["workers"] == (0 if name == "never" else 2)
     assert len(rows["never"]) == 12 and rows["never"] == rows["at_once"]
 
@@ -221,19 +206,19 @@ def test_interrupted_and_killed_runs_resume_to_the_uninterrupted_rows(tmp_path, 
     status, workers = _interrupt(run_dir, cache, signal.SIGINT, after_rows=6)
     assert status != 0 and len(workers) >= 2
     _wait_gone(workers)
-    first = _comparable(run_dir)
+    first = comparable_rows(read_rows(run_dir))
     assert 6 <= len(first) < len(in_process_rows), "the interrupt must land part-way"
     assert all("KeyboardInterrupt" not in (v[1] or "") for v in first.values())
     # SIGKILL of the resumed run: its workers notice and exit on their own
     status, workers = _interrupt(run_dir, cache, signal.SIGKILL, after_rows=len(first) + 8)
     assert status == -signal.SIGKILL and len(workers) >= 2
     _wait_gone(workers)
-    second = _comparable(run_dir)
+    second = comparable_rows(read_rows(run_dir))
     assert len(first) < len(second) < len(in_process_rows), "the kill must land part-way"
     # the third session completes the run: every row exactly once, as in one uninterrupted run
     resumed = run_cli("run", *RUN_ARGS, "workers=2", f"run_dir={run_dir}", f"paths.cache_dir={cache}",
                       env=SINGLE_THREAD)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
-    assert _comparable(run_dir) == in_process_rows
+    assert comparable_rows(read_rows(run_dir)) == in_process_rows
     sessions = _sessions(run_dir)
     assert len(sessions) == 3 and "finished" not in sessions[0] and "finished" not in sessions[1]

@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import DEMO, run_cli
+from conftest import DEMO, comparable_rows, run_cli
 
 from codecbench.datasets.base import Dataset, Item, Shard, Trial, parse_shard, shard_of
 from codecbench.errors import CodecbenchError, ConfigError
@@ -147,19 +147,6 @@ def test_layout_refuses_mixing_sharded_and_unsharded_runs(tmp_path):
 # ---------------------------------------------------------------------------
 
 
-def _comparable(rows) -> dict:
-    """Rows by (codec, item, task), without what depends on timing (encode/decode seconds)."""
-    out = {}
-    for row in rows:
-        key = (row["codec"], row["item"], row["task"])
-        assert key not in out, f"duplicated row {key}"
-        values = row["values"]
-        if row["task"] == "codec":
-            values = {k: values[k] for k in ("bits", "kbps", "residual_delay_samples")}
-        out[key] = (row["status"], row["domain"], values, row["failures"])
-    return out
-
-
 def _summary(run_dir: Path) -> dict:
     summary = json.loads((run_dir / "summary.json").read_text())
     summary.pop("run_dir")
@@ -208,7 +195,7 @@ def test_killed_shard_resumes_to_exactly_once(runs):
     assert merged.returncode == 0, merged.stdout + merged.stderr
     assert f"2 of 2 shards, 12 items, 2 codec(s) (identity, opus_12k) x 2 stages (codec, signal): {N_ROWS} of " \
            f"{N_ROWS} rows, each exactly once" in merged.stdout
-    assert _comparable(read_rows(runs["sharded"])) == _comparable(read_rows(runs["whole"]))
+    assert comparable_rows(read_rows(runs["sharded"])) == comparable_rows(read_rows(runs["whole"]))
 
 
 @pytest.mark.slow
