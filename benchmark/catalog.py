@@ -62,8 +62,11 @@ def describe(group: str, extra: list[str] | tuple[str, ...] = ()) -> list[tuple[
         node = OmegaConf.load(path)  # the `# @package` header is a comment here: keys are top-level
         target = node.get("_target_", "?")
         extras = []
-        if node.get("bitrate") is not None:
-            extras.append(f"{node['bitrate']} kbps nominal")
+        for key in ("bitrate", "bandwidth"):  # traditional codecs; EnCodec and X-Codec
+            if node.get(key) is not None:
+                extras.append(f"{node[key]} kbps nominal")
+        if node.get("weights") is not None:  # neural codecs: hub id or folder
+            extras.append(f"weights {node['weights']}")
         missing = [key for key in node if OmegaConf.is_missing(node, key)]
         if missing:
             extras.append("needs " + ", ".join(f"{group}.{key}" for key in missing))

@@ -208,6 +208,9 @@ def test_ls_and_help():
     assert listed.returncode == 0
     names = [line.split()[0] for line in listed.stdout.splitlines()]
     assert {"identity", "opus_6k", "opus_12k", "opus_24k"} <= set(names)
+    lines = {line.split()[0]: line for line in listed.stdout.splitlines()}
+    assert "(12 kbps nominal)" in lines["opus_12k"]
+    assert "(6.0 kbps nominal; weights facebook/encodec_24khz)" in lines["encodec_24k_6kbps"]
     datasets = run_cli("ls", "datasets").stdout
     assert "needs dataset.path" in datasets and "needs dataset.root, dataset.trials" in datasets
     helped = run_cli("--help")
