@@ -1,9 +1,9 @@
-"""EnCodec, DAC, Mimi and X-Codec through transformers (``pip install 'codecbench[neural]'``).
+"""EnCodec, DAC, Mimi, X-Codec and WavTokenizer through transformers (``pip install 'codecbench[neural]'``).
 
 Each class knows the configurations of the released checkpoints
 (``ARCHITECTURES``, keyed by hub id), so a YAML declares its rates and
 codebooks before any weight is loaded, ``random_init: true`` builds the real
-architecture, and loaded weights are checked against it. All four models
+architecture, and loaded weights are checked against it. All five models
 return audio aligned with their input (the convolutions' padding is handled
 inside the models): no delay is removed (``delay_samples = 0``); the pipeline
 measures any residual. Bits are the codes emitted: frames x codebooks x
@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from codecbench.codecs.neural import TokenCodec, import_torch, split_codes, stack_codes
-from codecbench.errors import ConfigError, missing_extra
+from codecbench.errors import CodecbenchError, ConfigError, missing_extra
 
 #: bits per EnCodec scale: one float32 per chunk, as EnCodec's own .ecdc format stores it.
 ENCODEC_SCALE_BITS = 32
@@ -359,5 +359,92 @@ class XcodecCodec(TokenCodec):
         torch = import_torch()
         tensor = stack_codes(codes, torch, next(model.parameters()).device, self.n_codebooks)
         y = model.decode(tensor, return_dict=True).audio_values  # (batch, 1, samples)
+        y = y.detach().to("cpu", torch.float32).numpy()
+        return [y[b] for b in range(len(codes))]
+
+
+class WavTokenizerCodec(TokenCodec):
+    """WavTokenizer (Ji et al., ICLR 2025) through ``transformers.WavTokenizerModel``.
+
+    24 kHz mono, non-causal, one VQ codebook of 4096 codes (12 bits). Two
+    temporal configurations: hop 600 samples = 40 frames/s = 0.48 kbit/s, and
+    hop 320 samples = 75 frames/s = 0.9 kbit/s; the released small, medium and
+    large checkpoints share the rest of the inference architecture (EnCodec's
+    SEANet encoder with 32 filters and a 512-dimensional latent; a Vocos
+    decoder of 12 ConvNeXt blocks, 768 wide, with a self-attention layer over
+    time and an inverse-STFT head, n_fft = 4 x hop). The decoder's attention
+    and GroupNorm span the whole sequence, so only inputs of equal padded
+    length are batched together. Code assignment is a nearest-neighbour search:
+    keep ``dtype: float32`` (the transformers documentation measures about
+    two thirds of the codes flipping in bfloat16).
+
+    ``random_init`` fits the codebook to the random encoder's output on white
+    noise, as :class:`EncodecCodec` does (transformers leaves it at zero).
+    """
+
+    family = "wavtokenizer"
+    _common = {
+        "sampling_rate": 24000, "audio_channels": 1, "num_filters": 32, "num_lstm_layers": 2, "hidden_size": 512,
+        "codebook_size": 4096, "codebook_dim": 512, "decoder_hidden_size": 768, "decoder_intermediate_size": 2304,
+        "decoder_num_layers": 12, "adanorm_num_embeddings": 4,
+    }
+    _40 = {**_common, "upsampling_ratios": [6, 5, 5, 4]}  # hop 600: 40 frames/s
+    _75 = {**_common, "upsampling_ratios": [8, 5, 4, 2]}  # hop 320: 75 frames/s
+    #: the checkpoints converted to the transformers format (transformers' WavTokenizer documentation)
+    ARCHITECTURES = {
+        "swiss-ai/wavtokenizer-small-speech-40token": _40,
+        "swiss-ai/wavtokenizer-small-speech-75token": _75,
+        "swiss-ai/wavtokenizer-medium-speech-75token": _75,
+        "swiss-ai/wavtokenizer-medium-speech-75token-v2": _75,
+        "swiss-ai/wavtokenizer-medium-music-audio-75token": _75,
+        "swiss-ai/wavtokenizer-medium-music-audio-75token-v2": _75,
+        "swiss-ai/wavtokenizer-large-unify-40token": _40,
+        "swiss-ai/wavtokenizer-large-speech-75token-v2": _75,
+    }
+
+    @classmethod
+    def layout(cls, arch: dict) -> dict:
+        return {"sample_rate": int(arch["sampling_rate"]), "channels": int(arch.get("audio_channels", 1)),
+                "hop_length": int(np.prod(arch["upsampling_ratios"])), "strides": [1],
+                "codebook_size": int(arch["codebook_size"])}
+
+    @staticmethod
+    def _model_class():
+        """``transformers.WavTokenizerModel``, or an error naming the transformers release needed."""
+        tf = _transformers()
+        if not hasattr(tf, "WavTokenizerModel"):
+            raise CodecbenchError(
+                f"wavtokenizer: expected transformers with WavTokenizerModel (5.24 has it), found transformers "
+                f"{tf.__version__} without it; upgrade it with: pip install -U transformers"
+            )
+        return tf.WavTokenizerModel
+
+    def build_random(self, arch: dict):
+        tf, torch = _transformers(), import_torch()
+        model = self._model_class()(tf.WavTokenizerConfig(**arch)).eval()
+        # As for EnCodec (same SEANet encoder): N(0, 1) codes would all pick one entry, so the codebook is
+        # drawn around the encoder's output on 1 s of (seeded) white noise, with its spread.
+        probe = torch.randn(1, int(arch.get("audio_channels", 1)), int(arch["sampling_rate"])) * 0.1
+        with torch.no_grad():
+            embeddings = model.encoder_model.encoder(probe)
+            mean, spread = embeddings.mean(dim=(0, 2)), embeddings.std(dim=(0, 2))
+            table = model.encoder_model.quantizer.codebook.embed
+            table.copy_(torch.randn(table.shape) * spread + mean)
+        return model
+
+    def load_folder(self, folder: Path):
+        return self._model_class().from_pretrained(str(folder), local_files_only=True)
+
+    def loaded_arch(self, model) -> dict:
+        return _config_dict(model)
+
+    def encode_padded(self, model, x, lengths):
+        codes = model.encode(x, return_dict=True).audio_codes  # (batch, 1, ceil(samples / hop))
+        return [(item, {}, 0) for item in split_codes(codes, [n // self.hop_length for n in lengths])]
+
+    def decode_padded(self, model, codes, sides, lengths):
+        torch = import_torch()
+        tensor = stack_codes(codes, torch, next(model.parameters()).device, self.n_codebooks)
+        y = model.decode(tensor, return_dict=True).audio_values  # (batch, 1, frames x hop), float32
         y = y.detach().to("cpu", torch.float32).numpy()
         return [y[b] for b in range(len(codes))]

@@ -38,6 +38,7 @@ _E48 = lambda n: (48000, 2, [150.0] * n, 1024, 150 * n * 10 / 1000)  # noqa: E73
 _D = lambda rate, hop, n: (rate, 1, [rate / hop] * n, 1024, rate / hop * n * 10 / 1000)  # noqa: E731
 _M = lambda n: (24000, 1, [12.5] * n, 2048, 12.5 * n * 11 / 1000)  # noqa: E731
 _X = lambda n: (16000, 1, [50.0] * n, 1024, 50 * n * 10 / 1000)  # noqa: E731
+_W = lambda fps: (24000, 1, [float(fps)], 4096, fps * 12 / 1000)  # noqa: E731
 _S = lambda rate, hop, strides: (rate, 1, [rate / (hop * s) for s in strides], 4096,  # noqa: E731
                                  sum(rate / (hop * s) for s in strides) * 12 / 1000)
 EXPECTED = {
@@ -54,13 +55,22 @@ EXPECTED = {
     "xcodec_general_4kbps": _X(8), "xcodec_general_balanced_4kbps": _X(8),
     "snac_24k": _S(24000, 512, [4, 2, 1]), "snac_32k": _S(32000, 384, [8, 4, 2, 1]),
     "snac_44k": _S(44100, 384, [8, 4, 2, 1]),
+    # WavTokenizer: one 4096-entry codebook at 40 frames/s (hop 600) or 75 frames/s (hop 320)
+    "wavtokenizer_small_speech_40token": _W(40), "wavtokenizer_small_speech_75token": _W(75),
+    "wavtokenizer_medium_speech_75token": _W(75), "wavtokenizer_medium_speech_75token_v2": _W(75),
+    "wavtokenizer_medium_music_audio_75token": _W(75), "wavtokenizer_medium_music_audio_75token_v2": _W(75),
+    "wavtokenizer_large_unify_40token": _W(40), "wavtokenizer_large_speech_75token_v2": _W(75),
 }
 #: samples each family pads its input to (a multiple of): one code frame, or SNAC's attention block.
 PAD = {"facebook/encodec_24khz": 320, "facebook/encodec_48khz": 320, "descript/dac_16khz": 320,
        "descript/dac_24khz": 320, "descript/dac_44khz": 512, "kyutai/mimi": 1920,
        **{f"hf-audio/xcodec-{name}": 320 for name in ("hubert-librispeech", "hubert-general",
                                                         "hubert-general-balanced", "wavlm-mls", "wavlm-more-data")},
-       "hubertsiuzdak/snac_24khz": 2048, "hubertsiuzdak/snac_32khz": 12288, "hubertsiuzdak/snac_44khz": 12288}
+       "hubertsiuzdak/snac_24khz": 2048, "hubertsiuzdak/snac_32khz": 12288, "hubertsiuzdak/snac_44khz": 12288,
+       **{f"swiss-ai/wavtokenizer-{name}-40token": 600 for name in ("small-speech", "large-unify")},
+       **{f"swiss-ai/wavtokenizer-{name}": 320 for name in (
+           "small-speech-75token", "medium-speech-75token", "medium-speech-75token-v2", "medium-music-audio-75token",
+           "medium-music-audio-75token-v2", "large-speech-75token-v2")}}
 
 #: small layer widths per family: same model class, rates and codebook layout, a fraction of the compute.
 _HUBERT_SMALL = {"hidden_size": 16, "num_hidden_layers": 1, "num_attention_heads": 2, "intermediate_size": 32,
@@ -74,6 +84,9 @@ SMALL = {
     "xcodec": {"acoustic_model_config": {"encoder_hidden_size": 4, "decoder_hidden_size": 32, "hidden_size": 64},
                "semantic_model_config": _HUBERT_SMALL},
     "snac": {"encoder_dim": 4, "decoder_dim": 64},
+    "wavtokenizer": {"num_filters": 4, "hidden_size": 16, "codebook_dim": 16, "num_lstm_layers": 1,
+                     "decoder_hidden_size": 32, "decoder_intermediate_size": 64, "decoder_num_layers": 1,
+                     "decoder_attention_num_groups": 4},
 }
 
 
@@ -89,8 +102,15 @@ def one_torch_thread():
     torch.set_num_threads(before)
 
 
+#: the adapter modules whose YAMLs this file runs (other neural families have their own test files,
+#: e.g. tests/test_more_neural_codecs.py for SQCodec and CoDiCodec)
+MODULES = ("codecbench.codecs.transformers_codecs.", "codecbench.codecs.snac_codec.")
+
+
 def _neural_ids() -> list[str]:
-    return sorted(p.stem for p in CODEC_DIR.glob("*.yaml") if "weights" in OmegaConf.load(p))
+    """Every YAML with a ``weights`` entry whose adapter lives in one of ``MODULES``."""
+    nodes = {p.stem: OmegaConf.load(p) for p in CODEC_DIR.glob("*.yaml")}
+    return sorted(k for k, n in nodes.items() if "weights" in n and str(n.get("_target_", "")).startswith(MODULES))
 
 
 NEURAL_IDS = _neural_ids()
@@ -238,7 +258,8 @@ def _save(codec: TokenCodec, folder: Path) -> None:
 
 
 @pytest.mark.parametrize("codec_id", ["encodec_24k_6kbps", "encodec_48k_6kbps", "dac_44k_4cb", "mimi_8cb",
-                                      "xcodec_hubert_ls_2kbps", "snac_24k"])
+                                      "xcodec_hubert_ls_2kbps", "snac_24k", "wavtokenizer_large_unify_40token",
+                                      "wavtokenizer_medium_speech_75token"])
 def test_local_weights_folder_loads_through_the_yaml(codec_id: str, tmp_path) -> None:
     saved = random_codec(codec_id)
     _save(saved, tmp_path / "weights")
@@ -277,6 +298,11 @@ def test_weights_of_another_architecture_are_refused(tmp_path) -> None:
     _save(random_codec("dac_44k_4cb"), tmp_path / "dac44")
     codec = instantiate(_compose_codec("dac_16k", f"weights={tmp_path / 'dac44'}"))
     with pytest.raises(ConfigError, match="expected sample_rate 16000, found 44100"):
+        codec.weights_hash()
+    # WavTokenizer's checkpoints share rate and codebook: a 75 frames/s folder is told by its hop
+    _save(random_codec("wavtokenizer_medium_speech_75token"), tmp_path / "wt75")
+    codec = instantiate(_compose_codec("wavtokenizer_large_unify_40token", f"weights={tmp_path / 'wt75'}"))
+    with pytest.raises(ConfigError, match="expected hop_length 600, found 320"):
         codec.weights_hash()
 
 
