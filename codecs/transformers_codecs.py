@@ -58,6 +58,21 @@ def randomize_codebooks(model) -> int:
                 drawn += 1
     return drawn
 
+def codebooks_for_bandwidth(codec: TokenCodec, architecture: str, bandwidth: float) -> int:
+    """Codebooks an RVQ model uses at ``bandwidth`` kbit/s: bandwidth / (frame rate x log2 codebook size).
+
+    ConfigError unless ``bandwidth`` is one of the architecture's ``target_bandwidths``.
+    """
+    arch = codec.ARCHITECTURES.get(architecture, {})
+    bandwidths = [float(b) for b in arch.get("target_bandwidths", [])]
+    if float(bandwidth) not in bandwidths:
+        raise ConfigError(
+            f"{codec.family} {architecture}: bandwidth expected one of {bandwidths} kbit/s, found {bandwidth}"
+        )
+    layout = codec.layout(arch)
+    frame_rate = layout["sample_rate"] / layout["hop_length"]
+    return int(float(bandwidth) * 1000 // (frame_rate * math.log2(layout["codebook_size"])))
+
 
 class EncodecCodec(TokenCodec):
     """EnCodec (Défossez et al. 2022) through ``transformers.EncodecModel``.
@@ -89,17 +104,8 @@ class EncodecCodec(TokenCodec):
     }
 
     def __init__(self, architecture: str, bandwidth: float, **kwargs):
-        arch = self.ARCHITECTURES.get(architecture, {})
-        bandwidths = [float(b) for b in arch.get("target_bandwidths", [])]
-        if float(bandwidth) not in bandwidths:
-            raise ConfigError(
-                f"encodec {architecture}: bandwidth expected one of {bandwidths} kbit/s, found {bandwidth}"
-            )
         self.bandwidth = float(bandwidth)
-        layout = self.layout(arch)
-        frame_rate = layout["sample_rate"] / layout["hop_length"]
-        n = int(self.bandwidth * 1000 // (frame_rate * math.log2(layout["codebook_size"])))
-        super().__init__(architecture, n_codebooks=n, **kwargs)
+        super().__init__(architecture, n_codebooks=codebooks_for_bandwidth(self, architecture, bandwidth), **kwargs)
         self.causal = bool(self.arch.get("use_causal_conv", True))
         self.lookahead_ms = 0.0 if self.causal else None
 
@@ -312,17 +318,8 @@ class XcodecCodec(TokenCodec):
     }
 
     def __init__(self, architecture: str, bandwidth: float, **kwargs):
-        arch = self.ARCHITECTURES.get(architecture, {})
-        bandwidths = [float(b) for b in arch.get("target_bandwidths", [])]
-        if float(bandwidth) not in bandwidths:
-            raise ConfigError(
-                f"xcodec {architecture}: bandwidth expected one of {bandwidths} kbit/s, found {bandwidth}"
-            )
         self.bandwidth = float(bandwidth)
-        layout = self.layout(arch)
-        frame_rate = layout["sample_rate"] / layout["hop_length"]
-        n = int(self.bandwidth * 1000 // (frame_rate * math.log2(layout["codebook_size"])))
-        super().__init__(architecture, n_codebooks=n, **kwargs)
+        super().__init__(architecture, n_codebooks=codebooks_for_bandwidth(self, architecture, bandwidth), **kwargs)
 
     @classmethod
     def layout(cls, arch: dict) -> dict:
