@@ -96,6 +96,13 @@ class EncodecCodec(TokenCodec):
             "upsampling_ratios": [8, 5, 4, 2], "codebook_size": 1024, "normalize": False,
             "chunk_length_s": None, "overlap": None, "use_causal_conv": True, "norm_type": "weight_norm",
         },
+        # MusicGen's tokenizer (AudioCraft's EnCodec 32 kHz, in transformers format on the hub)
+        "facebook/encodec_32khz": {
+            "sampling_rate": 32000, "audio_channels": 1, "target_bandwidths": [2.2],
+            "upsampling_ratios": [8, 5, 4, 4], "codebook_size": 2048, "normalize": False,
+            "chunk_length_s": None, "overlap": None, "use_causal_conv": False, "norm_type": "weight_norm",
+            "num_filters": 64, "use_conv_shortcut": False,
+        },
         "facebook/encodec_48khz": {
             "sampling_rate": 48000, "audio_channels": 2, "target_bandwidths": [3.0, 6.0, 12.0, 24.0],
             "upsampling_ratios": [8, 5, 4, 2], "codebook_size": 1024, "normalize": True,

@@ -45,7 +45,7 @@ EXPECTED = {
     "encodec_24k_1_5kbps": _E24(2), "encodec_24k_3kbps": _E24(4), "encodec_24k_6kbps": _E24(8),
     "encodec_24k_12kbps": _E24(16), "encodec_24k_24kbps": _E24(32),
     "encodec_48k_3kbps": _E48(2), "encodec_48k_6kbps": _E48(4), "encodec_48k_12kbps": _E48(8),
-    "encodec_48k_24kbps": _E48(16),
+    "encodec_48k_24kbps": _E48(16), "encodec_32k_2_2kbps": (32000, 1, [50.0] * 4, 2048, 50 * 4 * 11 / 1000),
     "dac_16k": _D(16000, 320, 12), "dac_16k_6cb": _D(16000, 320, 6), "dac_24k": _D(24000, 320, 32),
     "dac_24k_8cb": _D(24000, 320, 8), "dac_24k_16cb": _D(24000, 320, 16), "dac_44k": _D(44100, 512, 9),
     "dac_44k_4cb": _D(44100, 512, 4),
@@ -62,7 +62,7 @@ EXPECTED = {
     "wavtokenizer_large_unify_40token": _W(40), "wavtokenizer_large_speech_75token_v2": _W(75),
 }
 #: samples each family pads its input to (a multiple of): one code frame, or SNAC's attention block.
-PAD = {"facebook/encodec_24khz": 320, "facebook/encodec_48khz": 320, "descript/dac_16khz": 320,
+PAD = {"facebook/encodec_24khz": 320, "facebook/encodec_32khz": 640, "facebook/encodec_48khz": 320, "descript/dac_16khz": 320,
        "descript/dac_24khz": 320, "descript/dac_44khz": 512, "kyutai/mimi": 1920,
        **{f"hf-audio/xcodec-{name}": 320 for name in ("hubert-librispeech", "hubert-general",
                                                         "hubert-general-balanced", "wavlm-mls", "wavlm-more-data")},
