@@ -58,6 +58,27 @@ def randomize_codebooks(model) -> int:
                 drawn += 1
     return drawn
 
+
+class TransformersCodec(TokenCodec):
+    """A token codec whose model is transformers' ``<prefix>Model`` built from ``<prefix>Config``."""
+
+    #: transformers class-name prefix, e.g. "Encodec" for EncodecModel / EncodecConfig.
+    prefix: str = ""
+
+    def _model_class(self):
+        return getattr(_transformers(), f"{self.prefix}Model")
+
+    def _new_model(self, arch: dict):
+        """The model at random weights from the architecture's config (the base class seeds torch)."""
+        return self._model_class()(getattr(_transformers(), f"{self.prefix}Config")(**arch))
+
+    def load_folder(self, folder: Path):
+        return self._model_class().from_pretrained(str(folder), local_files_only=True)
+
+    def loaded_arch(self, model) -> dict:
+        return _config_dict(model)
+
+
 def codebooks_for_bandwidth(codec: TokenCodec, architecture: str, bandwidth: float) -> int:
     """Codebooks an RVQ model uses at ``bandwidth`` kbit/s: bandwidth / (frame rate x log2 codebook size).
 
@@ -74,7 +95,7 @@ def codebooks_for_bandwidth(codec: TokenCodec, architecture: str, bandwidth: flo
     return int(float(bandwidth) * 1000 // (frame_rate * math.log2(layout["codebook_size"])))
 
 
-class EncodecCodec(TokenCodec):
+class EncodecCodec(TransformersCodec):
     """EnCodec (Défossez et al. 2022) through ``transformers.EncodecModel``.
 
     24 kHz: mono, causal, 75 frames/s, codebooks of 1024 (10 bits), bandwidth
@@ -89,6 +110,7 @@ class EncodecCodec(TokenCodec):
     noise (see :meth:`build_random`); transformers leaves them at zero.
     """
 
+    prefix = "Encodec"
     family = "encodec"
     ARCHITECTURES = {
         "facebook/encodec_24khz": {
@@ -128,8 +150,8 @@ class EncodecCodec(TokenCodec):
         return {**super().params(), "bandwidth": self.bandwidth}
 
     def build_random(self, arch: dict):
-        tf, torch = _transformers(), import_torch()
-        model = tf.EncodecModel(tf.EncodecConfig(**arch)).eval()
+        torch = import_torch()
+        model = self._new_model(arch).eval()
         # A randomly initialised EnCodec encoder varies little over time (std ~2 % of its mean), so
         # N(0, 1) codebooks would all pick one code. Like EnCodec's own k-means init, fit the
         # codebooks to the encoder's output, here on 1 s of (seeded) white noise: level 0 drawn
@@ -143,12 +165,6 @@ class EncodecCodec(TokenCodec):
                 table = layer.codebook.embed
                 table.copy_(torch.randn(table.shape) * spread * 0.5**level + (mean if level == 0 else 0))
         return model
-
-    def load_folder(self, folder: Path):
-        return _transformers().EncodecModel.from_pretrained(str(folder), local_files_only=True)
-
-    def loaded_arch(self, model) -> dict:
-        return _config_dict(model)
 
     def _chunk_spans(self, model, length: int) -> list[int]:
         """Code frames of each model chunk of a ``length``-sample input (one chunk when the model does not chunk)."""
@@ -198,7 +214,7 @@ class EncodecCodec(TokenCodec):
         return [y[b] for b in range(len(codes))]
 
 
-class DacCodec(TokenCodec):
+class DacCodec(TransformersCodec):
     """DAC, the Descript Audio Codec (Kumar et al. 2023), through ``transformers.DacModel``.
 
     Mono, non-causal, codebooks of 1024 (10 bits). 16 kHz: 50 frames/s, 12
@@ -207,6 +223,7 @@ class DacCodec(TokenCodec):
     ``n_codebooks`` sends the first N (quantizer dropout trained them to work alone).
     """
 
+    prefix = "Dac"
     family = "dac"
     _common = {"encoder_hidden_size": 64, "decoder_hidden_size": 1536, "codebook_size": 1024, "codebook_dim": 8}
     ARCHITECTURES = {
@@ -225,14 +242,7 @@ class DacCodec(TokenCodec):
                 "strides": [1] * int(arch["n_codebooks"]), "codebook_size": int(arch["codebook_size"])}
 
     def build_random(self, arch: dict):
-        tf = _transformers()
-        return tf.DacModel(tf.DacConfig(**arch))
-
-    def load_folder(self, folder: Path):
-        return _transformers().DacModel.from_pretrained(str(folder), local_files_only=True)
-
-    def loaded_arch(self, model) -> dict:
-        return _config_dict(model)
+        return self._new_model(arch)
 
     def encode_padded(self, model, x, lengths):
         codes = model.encode(x, n_quantizers=self.n_codebooks, return_dict=True).audio_codes[:, : self.n_codebooks]
@@ -246,7 +256,7 @@ class DacCodec(TokenCodec):
         return [y[b][None, :] for b in range(len(codes))]
 
 
-class MimiCodec(TokenCodec):
+class MimiCodec(TransformersCodec):
     """Mimi (Kyutai, Moshi 2024) through ``transformers.MimiModel``.
 
     24 kHz mono, causal, 12.5 frames/s (hop 1920 samples, 80 ms), up to 32
@@ -254,6 +264,7 @@ class MimiCodec(TokenCodec):
     codebook, the rest acoustic RVQ. 8 codebooks = 1.1 kbit/s, 32 = 4.4 kbit/s.
     """
 
+    prefix = "Mimi"
     family = "mimi"
     causal = True
     ARCHITECTURES = {
@@ -277,16 +288,9 @@ class MimiCodec(TokenCodec):
         return int(self.arch.get("num_semantic_quantizers", 1))
 
     def build_random(self, arch: dict):
-        tf = _transformers()
-        model = tf.MimiModel(tf.MimiConfig(**arch))
+        model = self._new_model(arch)
         randomize_codebooks(model)
         return model
-
-    def load_folder(self, folder: Path):
-        return _transformers().MimiModel.from_pretrained(str(folder), local_files_only=True)
-
-    def loaded_arch(self, model) -> dict:
-        return _config_dict(model)
 
     def encode_padded(self, model, x, lengths):
         codes = model.encode(x, num_quantizers=self.n_codebooks, return_dict=True).audio_codes
@@ -300,7 +304,7 @@ class MimiCodec(TokenCodec):
         return [y[b] for b in range(len(codes))]
 
 
-class XcodecCodec(TokenCodec):
+class XcodecCodec(TransformersCodec):
     """X-Codec (Ye et al. 2025) through ``transformers.XcodecModel``.
 
     16 kHz mono, non-causal, 50 frames/s, codebooks of 1024 (10 bits);
@@ -309,6 +313,7 @@ class XcodecCodec(TokenCodec):
     weights are part of the checkpoint.
     """
 
+    prefix = "Xcodec"
     family = "xcodec"
     _hubert = {"model_type": "hubert"}
     _wavlm = {"model_type": "wavlm"}
@@ -340,16 +345,9 @@ class XcodecCodec(TokenCodec):
         return {**super().params(), "bandwidth": self.bandwidth}
 
     def build_random(self, arch: dict):
-        tf = _transformers()
-        model = tf.XcodecModel(tf.XcodecConfig(**arch))
+        model = self._new_model(arch)
         randomize_codebooks(model)
         return model
-
-    def load_folder(self, folder: Path):
-        return _transformers().XcodecModel.from_pretrained(str(folder), local_files_only=True)
-
-    def loaded_arch(self, model) -> dict:
-        return _config_dict(model)
 
     def _bandwidth_arg(self, model):
         """The bandwidth value as the model's config spells it (1 or 1.0)."""
@@ -367,7 +365,7 @@ class XcodecCodec(TokenCodec):
         return [y[b] for b in range(len(codes))]
 
 
-class WavTokenizerCodec(TokenCodec):
+class WavTokenizerCodec(TransformersCodec):
     """WavTokenizer (Ji et al., ICLR 2025) through ``transformers.WavTokenizerModel``.
 
     24 kHz mono, non-causal, one VQ codebook of 4096 codes (12 bits). Two
@@ -386,6 +384,7 @@ class WavTokenizerCodec(TokenCodec):
     noise, as :class:`EncodecCodec` does (transformers leaves it at zero).
     """
 
+    prefix = "WavTokenizer"
     family = "wavtokenizer"
     _common = {
         "sampling_rate": 24000, "audio_channels": 1, "num_filters": 32, "num_lstm_layers": 2, "hidden_size": 512,
@@ -424,8 +423,8 @@ class WavTokenizerCodec(TokenCodec):
         return tf.WavTokenizerModel
 
     def build_random(self, arch: dict):
-        tf, torch = _transformers(), import_torch()
-        model = self._model_class()(tf.WavTokenizerConfig(**arch)).eval()
+        torch = import_torch()
+        model = self._new_model(arch).eval()
         # As for EnCodec (same SEANet encoder): N(0, 1) codes would all pick one entry, so the codebook is
         # drawn around the encoder's output on 1 s of (seeded) white noise, with its spread.
         probe = torch.randn(1, int(arch.get("audio_channels", 1)), int(arch["sampling_rate"])) * 0.1
@@ -435,12 +434,6 @@ class WavTokenizerCodec(TokenCodec):
             table = model.encoder_model.quantizer.codebook.embed
             table.copy_(torch.randn(table.shape) * spread + mean)
         return model
-
-    def load_folder(self, folder: Path):
-        return self._model_class().from_pretrained(str(folder), local_files_only=True)
-
-    def loaded_arch(self, model) -> dict:
-        return _config_dict(model)
 
     def encode_padded(self, model, x, lengths):
         codes = model.encode(x, return_dict=True).audio_codes  # (batch, 1, ceil(samples / hop))
