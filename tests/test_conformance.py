@@ -50,6 +50,35 @@ class OverBudget(MuLawTokenCodec):
     nominal_kbps = 32.0
 
 
+class PaddedTokens(MuLawTokenCodec):
+    """Pads its input to whole 2 s blocks and sends the padding's codes, as SNAC and SQCodec do."""
+
+    pad_multiple = 2 * 8000
+
+    def encode(self, audio: Audio) -> Encoded:
+        frames = -(-audio.frames // self.pad_multiple) * self.pad_multiple
+        padded = Audio(np.pad(audio.samples, ((0, 0), (0, frames - audio.frames))), audio.sample_rate)
+        tokens = super().encode(padded).payload
+        return Encoded(tokens, bits=tokens.bits, frames=audio.frames, sample_rate=audio.sample_rate,
+                       channels=audio.channels)
+
+    def decode(self, encoded: Encoded) -> Audio:
+        decoded = super().decode(encoded)
+        return Audio(decoded.samples[:, : encoded.frames], decoded.sample_rate)
+
+    def encode_batch(self, audios: list[Audio]) -> list[Encoded]:
+        return [self.encode(audio) for audio in audios]
+
+    def decode_batch(self, encoded: list[Encoded]) -> list[Audio]:
+        return [self.decode(e) for e in encoded]
+
+
+class PaddedOverBudget(PaddedTokens):
+    """The same padding, but declares 32 kbps: the padding does not excuse it."""
+
+    nominal_kbps = 32.0
+
+
 class OutOfRangeTokens(MuLawTokenCodec):
     """Declares 8-code codebooks for 16-level codes."""
 
@@ -168,6 +197,8 @@ def test_token_codec_with_batching_passes(items):
     (SetParams(), {"params_json", "facts_json"}),
     (HalfBitsTokens(), {"bits_match_payload", "bitrate", "batching_encode"}),  # its batches count right
     (OverBudget(), {"bitrate"}),
+    (PaddedTokens(), set()),  # above nominal over the items, at nominal over the padded length
+    (PaddedOverBudget(), {"bitrate"}),
     (OutOfRangeTokens(), {"tokens", "bitrate", "batching_encode"}),
     (BatchGain(), {"batching_encode"}),
     (TailBatch(), {"batching_encode"}),
