@@ -78,6 +78,14 @@ class TransformersCodec(TokenCodec):
     def loaded_arch(self, model) -> dict:
         return _config_dict(model)
 
+    def decode_padded(self, model, codes, sides, lengths):
+        """``model.decode`` of the stacked codes: one ``(channels, samples)`` float32 array per item."""
+        torch = import_torch()
+        tensor = stack_codes(codes, torch, next(model.parameters()).device, self.n_codebooks)
+        y = model.decode(tensor, return_dict=True).audio_values  # (batch, channels, samples)
+        y = y.detach().to("cpu", torch.float32).numpy()
+        return [y[b] for b in range(len(codes))]
+
 
 def codebooks_for_bandwidth(codec: TokenCodec, architecture: str, bandwidth: float) -> int:
     """Codebooks an RVQ model uses at ``bandwidth`` kbit/s: bandwidth / (frame rate x log2 codebook size).
@@ -296,13 +304,6 @@ class MimiCodec(TransformersCodec):
         codes = model.encode(x, num_quantizers=self.n_codebooks, return_dict=True).audio_codes
         return [(item, {}, 0) for item in split_codes(codes, [n // self.hop_length for n in lengths])]
 
-    def decode_padded(self, model, codes, sides, lengths):
-        torch = import_torch()
-        tensor = stack_codes(codes, torch, next(model.parameters()).device, self.n_codebooks)
-        y = model.decode(tensor, return_dict=True).audio_values  # (batch, 1, samples)
-        y = y.detach().to("cpu", torch.float32).numpy()
-        return [y[b] for b in range(len(codes))]
-
 
 class XcodecCodec(TransformersCodec):
     """X-Codec (Ye et al. 2025) through ``transformers.XcodecModel``.
@@ -356,13 +357,6 @@ class XcodecCodec(TransformersCodec):
     def encode_padded(self, model, x, lengths):
         codes = model.encode(x, bandwidth=self._bandwidth_arg(model), return_dict=True).audio_codes
         return [(item, {}, 0) for item in split_codes(codes, [n // self.hop_length for n in lengths])]
-
-    def decode_padded(self, model, codes, sides, lengths):
-        torch = import_torch()
-        tensor = stack_codes(codes, torch, next(model.parameters()).device, self.n_codebooks)
-        y = model.decode(tensor, return_dict=True).audio_values  # (batch, 1, samples)
-        y = y.detach().to("cpu", torch.float32).numpy()
-        return [y[b] for b in range(len(codes))]
 
 
 class WavTokenizerCodec(TransformersCodec):
@@ -438,10 +432,3 @@ class WavTokenizerCodec(TransformersCodec):
     def encode_padded(self, model, x, lengths):
         codes = model.encode(x, return_dict=True).audio_codes  # (batch, 1, ceil(samples / hop))
         return [(item, {}, 0) for item in split_codes(codes, [n // self.hop_length for n in lengths])]
-
-    def decode_padded(self, model, codes, sides, lengths):
-        torch = import_torch()
-        tensor = stack_codes(codes, torch, next(model.parameters()).device, self.n_codebooks)
-        y = model.decode(tensor, return_dict=True).audio_values  # (batch, 1, frames x hop), float32
-        y = y.detach().to("cpu", torch.float32).numpy()
-        return [y[b] for b in range(len(codes))]
