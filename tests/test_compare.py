@@ -9,12 +9,13 @@ same rows.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import shutil
 
 import numpy as np
 import pytest
-from conftest import compose, run_cli
+from conftest import compose, missing, run_cli
 
 from codecbench.cli import main as cli_main
 from codecbench.errors import ConfigError
@@ -36,8 +37,9 @@ def _run(root, name: str, codecs: str, tasks: str, signal: str) -> None:
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
-    pytest.importorskip("pesq")
-    pytest.importorskip("resemblyzer")
+    for package in ("pesq", "resemblyzer"):
+        if importlib.util.find_spec(package) is None:
+            missing(f"{package} is not installed: pip install -e '.[test]'")
     root = tmp_path_factory.mktemp("compare")
     _run(root, "a", "[opus_6k,opus_24k]", "[signal,speaker]", "[pesq_wb]")
     # a rerun of the baseline (the cache gives the same audio), with one more signal metric

@@ -28,7 +28,7 @@ from codecbench.codecs.base import Tokens
 from codecbench.codecs.neural import TokenCodec, WeightsUnavailable
 from codecbench.errors import ConfigError
 
-from conftest import REPO, compose
+from conftest import REPO, compose, missing
 
 CODEC_DIR = REPO / "conf" / "codec"
 
@@ -90,8 +90,10 @@ def _compose_codec(codec_id: str, *overrides: str, small: bool = True):
 def needs_package(codec_id: str) -> None:
     """Skip unless the codec's package is installed (pip install 'codecbench[neural]'; sq-codec needs Python 3.11+)."""
     package = "sq_codec" if codec_id.startswith("sqcodec") else "codicodec"
+    if package == "sq_codec" and sys.version_info < (3, 11):
+        pytest.skip("sq-codec needs Python 3.11 or newer")
     if importlib.util.find_spec(package) is None:  # not importorskip: importing codicodec changes torch's flags
-        pytest.skip(f"{package} is not installed")
+        missing(f"{package} is not installed: pip install -e '.[neural]'")
 
 
 @lru_cache(maxsize=None)
