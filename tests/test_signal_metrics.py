@@ -21,6 +21,7 @@ import codecbench
 from codecbench.audio import Audio, load_audio, resample
 from codecbench.datasets.base import Item
 from codecbench.tasks import mel_cepstrum, pitch, spectral_metrics, waveform_metrics
+from codecbench.tasks.base import MetricFailure
 from codecbench.tasks.signal import METRIC_NAMES, SignalPair, SignalTask
 
 DEMO = Path(codecbench.__file__).parent / "data" / "demo"
@@ -69,6 +70,29 @@ def reference_si_sdr(s, y):
 
 def reference_sdr(s, y):
     return 10 * math.log10(sum(float(a) ** 2 for a in s) / sum((float(a) - float(b)) ** 2 for a, b in zip(s, y)))
+
+
+def test_block_sums_equal_whole_signal_definitions_on_long_offset_signals():
+    # many BLOCKs and a partial one; a DC offset on both (the one-pass SI-SDR removes means from sums)
+    rng = np.random.default_rng(7)
+    n = 9 * waveform_metrics.BLOCK + 1234
+    s = (0.4 + 0.3 * rng.standard_normal(n)).astype(np.float32)
+    y = (s - 0.05 + 0.03 * rng.standard_normal(n)).astype(np.float32)
+    s64, y64 = s.astype(np.float64), y.astype(np.float64)
+    sc, yc = s64 - s64.mean(), y64 - y64.mean()
+    alpha = np.dot(yc, sc) / np.dot(sc, sc)
+    expected_si_sdr = 10 * np.log10(np.sum((alpha * sc) ** 2) / np.sum((yc - alpha * sc) ** 2))
+    assert waveform_metrics.si_sdr(s, y) == pytest.approx(expected_si_sdr, abs=1e-9)
+    assert waveform_metrics.sdr(s, y) == pytest.approx(10 * np.log10(np.sum(s64**2) / np.sum((s64 - y64) ** 2)), abs=1e-9)
+    assert waveform_metrics.waveform_l1(s, y) == pytest.approx(np.mean(np.abs(s64 - y64)), rel=1e-12)
+    assert waveform_metrics.si_sdr(s, s) == waveform_metrics.DB_LIMIT == waveform_metrics.si_sdr(s, -3 * s + 1)
+
+
+def test_si_sdr_of_a_constant_reconstruction_is_a_failure_not_a_number():
+    s = np.sin(np.arange(16000) / 10.0).astype(np.float32)
+    for constant in (np.zeros_like(s), np.full_like(s, 0.1)):
+        with pytest.raises(MetricFailure, match="reconstruction with energy after mean removal"):
+            waveform_metrics.si_sdr(s, constant)
 
 
 def reference_segsnr(s, y, rate):
