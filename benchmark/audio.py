@@ -104,16 +104,22 @@ def load_audio(path: str | Path) -> Audio:
     return Audio(np.ascontiguousarray(data.T), rate)
 
 
-def check_signal(audio: Audio, what: str, allow_silence: bool = False) -> None:
+def check_signal(audio: Audio, what: str, allow_silence: bool = False, of_item: str | None = None) -> None:
     """Raise AudioError unless ``audio`` is non-empty, finite and (unless allowed) not all-silent.
 
-    ``what`` names the audio in the message (an item id, "reconstruction of X").
+    ``what`` names the audio in the message (an item id, "reconstruction of X");
+    with ``of_item``, the message names it as ``"<what> of item '<of_item>'"``
+    (formatted only when it is raised).
     The verdict is kept on the Audio (whose samples are never modified in
     place), so audio the pipeline checked once is not scanned again by each task.
     """
+    has_signal = audio.__dict__.get(_HAS_SIGNAL)
+    if has_signal is True:
+        return
+    if of_item is not None:
+        what = f"{what} of item {of_item!r}"
     if audio.frames == 0:
         raise AudioError(f"{what}: expected audio with at least one sample, found 0 samples")
-    has_signal = audio.__dict__.get(_HAS_SIGNAL)
     if has_signal is None:
         # one pass in the common case: the energy is finite iff every sample is, and non-zero
         # only if some sample is (the exact checks below run only when this one is in doubt)

@@ -169,11 +169,14 @@ class Formula:
 class SignalPair:
     """Reference and reconstruction of one item, as mono float32 arrays per rate.
 
-    Each signal is downmixed once and resampled at most once per rate (soxr
-    VHQ, on first request). Before any array is handed out, both signals are
-    checked to be non-empty, finite and not all-silent (AudioError naming the
-    item otherwise), so such input becomes a recorded failure, not a score.
+    ``reference`` and ``reconstruction`` are the Audio as given (any channel
+    count). Each signal is downmixed once and resampled at most once per rate
+    (soxr VHQ, on first request). Before any array is handed out, both signals
+    are checked to be non-empty, finite and not all-silent (AudioError naming
+    the item otherwise), so such input becomes a recorded failure, not a score.
     """
+
+    __slots__ = ("item_id", "sample_rate", "reference", "reconstruction", "_by_rate", "_memo")
 
     def __init__(self, reference: Audio, reconstruction: Audio, item_id: str):
         if reference.sample_rate != reconstruction.sample_rate:
@@ -183,24 +186,33 @@ class SignalPair:
             )
         self.item_id = item_id
         self.sample_rate = reference.sample_rate
-        self.reference = reference.mono()
-        self.reconstruction = reconstruction.mono()
-        self._checked = False
+        self.reference = reference
+        self.reconstruction = reconstruction
         self._by_rate: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         self._memo: dict[Any, Any] = {}
 
     def mono_at(self, sample_rate: int) -> tuple[np.ndarray, np.ndarray]:
-        """``(reference, reconstruction)`` as 1-D float32 arrays at ``sample_rate`` Hz."""
-        if not self._checked:
-            check_signal(self.reference, f"reference of item {self.item_id!r}")
-            check_signal(self.reconstruction, f"reconstruction of item {self.item_id!r}")
-            self._checked = True
-        if sample_rate not in self._by_rate:
-            self._by_rate[sample_rate] = (
-                resample(self.reference, sample_rate).samples[0],
-                resample(self.reconstruction, sample_rate).samples[0],
+        """``(reference, reconstruction)`` as 1-D float32 arrays at ``sample_rate`` Hz.
+
+        At the item's rate: each signal downmixed (``Audio.mono``) and checked
+        (``check_signal`` on the downmix); at any other rate: those rows resampled.
+        """
+        arrays = self._by_rate.get(sample_rate)
+        if arrays is not None:
+            return arrays
+        if sample_rate != self.sample_rate:
+            arrays = tuple(
+                resample(Audio(row[None, :], self.sample_rate), sample_rate).samples[0] for row in self.native()
             )
-        return self._by_rate[sample_rate]
+        else:
+            rows = []
+            for audio, side in ((self.reference, "reference"), (self.reconstruction, "reconstruction")):
+                mono = audio if audio.samples.shape[0] == 1 else audio.mono()
+                check_signal(mono, side, of_item=self.item_id)
+                rows.append(mono.samples[0])
+            arrays = tuple(rows)
+        self._by_rate[sample_rate] = arrays
+        return arrays
 
     def native(self) -> tuple[np.ndarray, np.ndarray]:
         """``(reference, reconstruction)`` mono at the item's own rate (no resampling)."""

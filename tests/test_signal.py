@@ -206,6 +206,18 @@ def test_stereo_speech_is_downmixed(task, demo_items):
     assert stereo["pesq_wb"] > first_channel["pesq_wb"]  # the downmix cancels the noise
 
 
+def test_a_downmix_that_cancels_is_a_silent_signal_failure_naming_the_item(task, demo_items):
+    item = demo_items["flite_rms_h02s03"]
+    mono = load_audio(item.path)
+    cancelling = Audio(np.stack([mono.samples[0], -mono.samples[0]]), 16000)  # each channel has signal; the mean is 0
+    row = task.score(mono, cancelling, item)
+    assert not row.values and set(row.failures) == {m.name for m in task.metrics if m.applies_to("speech")}
+    assert all(
+        f"reconstruction of item {item.id!r}: expected a signal, found all-silent audio" in reason
+        for reason in row.failures.values()
+    )
+
+
 # -- (7) configuration ---------------------------------------------------------------
 
 
