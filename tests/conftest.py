@@ -100,6 +100,18 @@ def comparable_rows(rows) -> dict:
     return out
 
 
+#: the codec YAMLs (conf/codec/<id>.yaml).
+CODEC_DIR = REPO / "conf" / "codec"
+
+
+def check_codec_yaml_headers(codec_ids) -> None:
+    """Each codec YAML opens with its ``# @package codec.<id>`` line and a comment line saying what it is."""
+    for codec_id in codec_ids:
+        lines = (CODEC_DIR / f"{codec_id}.yaml").read_text().splitlines()
+        assert lines[0] == f"# @package codec.{codec_id}", codec_id
+        assert lines[1].startswith("# ") and len(lines[1]) > 40, f"{codec_id}: the header should say what it is"
+
+
 def missing(reason: str) -> None:
     """Skip a test whose optional package or program is missing, except under CI (CI=true), where
     .ci/run installs everything: there a missing install fails the test instead of hiding it."""

@@ -28,9 +28,8 @@ from codecbench.codecs.base import Tokens
 from codecbench.codecs.neural import TokenCodec, WeightsUnavailable
 from codecbench.errors import ConfigError
 
-from conftest import REPO, compose, missing
+from conftest import CODEC_DIR, check_codec_yaml_headers, compose, missing
 
-CODEC_DIR = REPO / "conf" / "codec"
 
 #: id -> (sample rate Hz, channels, frames/s, codebook size, nominal kbit/s, samples the input is padded to)
 #: SQCodec (arXiv 2504.04949): FSQ levels 7^6 (16.84 bits) or 9^3 x 7^3 (17.93 bits), hop = conv strides x
@@ -148,9 +147,7 @@ def inputs(codec: TokenCodec) -> list[Audio]:
 def test_yamls_have_headers_and_expected_facts() -> None:
     mine = sorted(p.stem for p in CODEC_DIR.glob("*.yaml") if p.stem.startswith(("sqcodec_", "codicodec_")))
     assert mine == IDS
-    for codec_id in IDS:
-        lines = (CODEC_DIR / f"{codec_id}.yaml").read_text().splitlines()
-        assert lines[0] == f"# @package codec.{codec_id}" and len(lines[1]) > 40
+    check_codec_yaml_headers(IDS)
 
 
 @pytest.mark.parametrize("codec_id", IDS)

@@ -19,9 +19,8 @@ from hydra.utils import instantiate
 from codecbench.codecs.nemo_codec import NemoCodec
 from codecbench.errors import CodecbenchError, ConfigError
 
-from conftest import REPO, compose
+from conftest import CODEC_DIR, REPO, check_codec_yaml_headers, compose
 
-CODEC_DIR = REPO / "conf" / "codec"
 
 #: id -> (hub id, sample rate Hz, samples per frame, codebook size, FSQ levels, kbit/s the model card states)
 EXPECTED = {
@@ -44,9 +43,7 @@ def _codec(codec_id: str, *overrides: str) -> NemoCodec:
 def test_the_nemo_yamls_are_these() -> None:
     mine = sorted(p.stem for p in CODEC_DIR.glob("nemo_*.yaml"))
     assert mine == IDS
-    for codec_id in IDS:
-        lines = (CODEC_DIR / f"{codec_id}.yaml").read_text().splitlines()
-        assert lines[0] == f"# @package codec.{codec_id}" and len(lines[1]) > 40
+    check_codec_yaml_headers(IDS)
 
 
 @pytest.mark.parametrize("codec_id", IDS)

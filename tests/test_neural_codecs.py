@@ -28,9 +28,8 @@ from codecbench.codecs.neural import TokenCodec, WeightsUnavailable, locate_weig
 from codecbench.errors import ConfigError
 from codecbench.store import read_json, read_rows
 
-from conftest import REPO, compose, run_cli, write_audio
+from conftest import CODEC_DIR, check_codec_yaml_headers, compose, run_cli, write_audio
 
-CODEC_DIR = REPO / "conf" / "codec"
 
 #: id -> (sample rate Hz, channels, code frames/s of each codebook, codebook size, nominal kbit/s)
 _E24 = lambda n: (24000, 1, [75.0] * n, 1024, 75 * n * 10 / 1000)  # noqa: E731
@@ -169,10 +168,7 @@ def expected_frames(codec_id: str, codec: TokenCodec, frames: int) -> list[int]:
 
 def test_neural_yamls_cover_the_families() -> None:
     assert set(NEURAL_IDS) == set(EXPECTED), set(NEURAL_IDS) ^ set(EXPECTED)
-    for codec_id in NEURAL_IDS:
-        lines = (CODEC_DIR / f"{codec_id}.yaml").read_text().splitlines()
-        assert lines[0] == f"# @package codec.{codec_id}"
-        assert lines[1].startswith("# ") and len(lines[1]) > 40, f"{codec_id}: the header should say what it is"
+    check_codec_yaml_headers(NEURAL_IDS)
 
 
 @pytest.mark.parametrize("codec_id", NEURAL_IDS)
