@@ -33,12 +33,12 @@ reports one valid frame fewer than that (NeMo's mel front end counts
 ``(samples - hop) / hop`` frames), so its decoded audio would stop up to one
 frame short of the input; codecbench appends one more frame of zeros to their
 padded input, which gives them the same ``ceil(samples / hop)`` frames, every
-input sample decoded, and the same exact bitrate as the waveform codecs. The encoders are not
-causal (symmetric, reflect-padded convolutions; the mel codecs' STFT windows reach past their
-frame), so
-items batch only with items of equal padded length (results equal one at a
-time). Output aligned with the input: no delay removed. The decoder is
-deterministic.
+input sample decoded, and the same exact bitrate as the waveform codecs.
+
+The encoders are not causal (symmetric, reflect-padded convolutions; the mel
+codecs' STFT windows reach past their frame), so items batch only with items
+of equal padded length (results equal one at a time). Output aligned with the
+input: no delay removed. The decoder is deterministic.
 
 ``ARCHITECTURES`` holds each checkpoint's model configuration as NeMo's
 training recipes (``examples/tts/conf/audio_codec/audio_codec_{22050,44100}.yaml``,
