@@ -176,8 +176,6 @@ class SignalPair:
     the item otherwise), so such input becomes a recorded failure, not a score.
     """
 
-    __slots__ = ("item_id", "sample_rate", "reference", "reconstruction", "_by_rate", "_memo")
-
     def __init__(self, reference: Audio, reconstruction: Audio, item_id: str):
         if reference.sample_rate != reconstruction.sample_rate:
             raise AudioError(
@@ -188,35 +186,36 @@ class SignalPair:
         self.sample_rate = reference.sample_rate
         self.reference = reference
         self.reconstruction = reconstruction
-        self._by_rate: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        self._native: tuple[np.ndarray, np.ndarray] | None = None
+        self._resampled: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         self._memo: dict[Any, Any] = {}
 
-    def mono_at(self, sample_rate: int) -> tuple[np.ndarray, np.ndarray]:
-        """``(reference, reconstruction)`` as 1-D float32 arrays at ``sample_rate`` Hz.
-
-        At the item's rate: each signal downmixed (``Audio.mono``) and checked
-        (``check_signal`` on the downmix); at any other rate: those rows resampled.
-        """
-        arrays = self._by_rate.get(sample_rate)
-        if arrays is not None:
-            return arrays
-        if sample_rate != self.sample_rate:
-            arrays = tuple(
-                resample(Audio(row[None, :], self.sample_rate), sample_rate).samples[0] for row in self.native()
+    def native(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(reference, reconstruction)`` mono at the item's own rate: each downmixed (``Audio.mono``) and
+        checked (``check_signal`` on the downmix) on the first request."""
+        arrays = self._native
+        if arrays is None:
+            arrays = self._native = (
+                self._checked_row(self.reference, "reference"),
+                self._checked_row(self.reconstruction, "reconstruction"),
             )
-        else:
-            rows = []
-            for audio, side in ((self.reference, "reference"), (self.reconstruction, "reconstruction")):
-                mono = audio if audio.samples.shape[0] == 1 else audio.mono()
-                check_signal(mono, side, of_item=self.item_id)
-                rows.append(mono.samples[0])
-            arrays = tuple(rows)
-        self._by_rate[sample_rate] = arrays
         return arrays
 
-    def native(self) -> tuple[np.ndarray, np.ndarray]:
-        """``(reference, reconstruction)`` mono at the item's own rate (no resampling)."""
-        return self.mono_at(self.sample_rate)
+    def mono_at(self, sample_rate: int) -> tuple[np.ndarray, np.ndarray]:
+        """``(reference, reconstruction)`` as 1-D float32 arrays at ``sample_rate`` Hz: ``native()``, resampled once."""
+        if sample_rate == self.sample_rate:
+            return self.native()
+        arrays = self._resampled.get(sample_rate)
+        if arrays is None:
+            arrays = self._resampled[sample_rate] = tuple(
+                resample(Audio(row[None, :], self.sample_rate), sample_rate).samples[0] for row in self.native()
+            )
+        return arrays
+
+    def _checked_row(self, audio: Audio, side: str) -> np.ndarray:
+        mono = audio if audio.samples.shape[0] == 1 else audio.mono()
+        check_signal(mono, side, of_item=self.item_id)
+        return mono.samples[0]
 
     def memo(self, key: Any, compute: Callable[[], Any]) -> Any:
         """``compute()`` once per pair and ``key``: features several metrics share (STFTs, pitch tracks).
