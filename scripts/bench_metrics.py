@@ -30,7 +30,7 @@ times the direct SDR call against itself the same way: overheads within
 that spread are not distinguishable from zero.
 A benchmark, not a test: it prints figures and asserts nothing.
 
-    python scripts/bench_metrics.py [--repeats 5]
+    python scripts/bench_metrics.py [--repeats 5] [--metrics si_sdr,sdr,waveform_l1]
 """
 
 from __future__ import annotations
@@ -199,6 +199,7 @@ def default_metrics() -> list[str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5, help="passes per figure; the best is kept")
+    parser.add_argument("--metrics", default=None, help="metric names, comma-separated (default: all)")
     args = parser.parse_args()
     for variable in THREAD_VARIABLES:
         os.environ[variable] = "1"
@@ -221,7 +222,11 @@ def main() -> None:
         f"each pass >= {MIN_PASS_S} s of CPU, best of {args.repeats}"
     )
     print(f"{'metric':26s} {'rate':>6s} {'task':>8s} {'direct':>8s} {'overhead':>9s} {'us/item':>8s} {'resample':>9s}")
-    for name in METRIC_NAMES:
+    names = args.metrics.split(",") if args.metrics else METRIC_NAMES
+    unknown = sorted(set(names) - set(METRIC_NAMES))
+    if unknown:
+        parser.error(f"unknown metric(s) {', '.join(unknown)}; expected names from {', '.join(METRIC_NAMES)}")
+    for name in names:
         task_s, direct_s = paired_seconds(through_task(items, [name]), direct[name], args.repeats)
         resample_run = resampling(items, rates[name]) if name in DIRECT_PRE_RESAMPLED else None
         resample_s = best_seconds(resample_run, args.repeats) if resample_run else 0.0
