@@ -213,7 +213,8 @@ class SignalPair:
         return arrays
 
     def _checked_row(self, audio: Audio, side: str) -> np.ndarray:
-        mono = audio if audio.samples.shape[0] == 1 else audio.mono()
+        """``audio`` downmixed, as one 1-D row, after ``check_signal`` on the downmix."""
+        mono = audio.mono()
         check_signal(mono, side, of_item=self.item_id)
         return mono.samples[0]
 
