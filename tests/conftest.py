@@ -112,6 +112,13 @@ def check_codec_yaml_headers(codec_ids) -> None:
         assert lines[1].startswith("# ") and len(lines[1]) > 40, f"{codec_id}: the header should say what it is"
 
 
+def check_decoded(out, audio, channels: int, rate: int) -> None:
+    """A neural codec's decoded ``out`` for input ``audio``: the input's length, ``channels`` and ``rate``,
+    float32, finite and not constant."""
+    assert (out.channels, out.frames, out.sample_rate) == (channels, audio.frames, rate)
+    assert out.samples.dtype == np.float32 and np.isfinite(out.samples).all() and out.samples.std() > 0
+
+
 def missing(reason: str) -> None:
     """Skip a test whose optional package or program is missing, except under CI (CI=true), where
     .ci/run installs everything: there a missing install fails the test instead of hiding it."""

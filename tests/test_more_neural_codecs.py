@@ -28,7 +28,7 @@ from codecbench.codecs.base import Tokens
 from codecbench.codecs.neural import TokenCodec, WeightsUnavailable
 from codecbench.errors import ConfigError
 
-from conftest import CODEC_DIR, check_codec_yaml_headers, compose, missing
+from conftest import CODEC_DIR, check_codec_yaml_headers, check_decoded, compose, missing
 
 
 #: id -> (sample rate Hz, channels, frames/s, codebook size, nominal kbit/s, samples the input is padded to)
@@ -198,8 +198,7 @@ def test_roundtrip_at_random_weights(codec_id: str) -> None:
         assert (enc.frames, enc.sample_rate, enc.channels, enc.delay_samples) == (audio.frames, rate, channels, 0)
     decoded = [codec.decode(e) for e in singles]
     for audio, out in zip(audios, decoded):
-        assert (out.channels, out.frames, out.sample_rate) == (channels, audio.frames, rate)
-        assert out.samples.dtype == np.float32 and np.isfinite(out.samples).all() and out.samples.std() > 0
+        check_decoded(out, audio, channels, rate)
     # batching (items of equal padded length share a forward pass): the same codes, the same audio
     for one, many in zip(singles, codec.encode_batch(audios)):
         assert one.bits == many.bits and np.array_equal(one.payload.codes[0], many.payload.codes[0]), codec_id
@@ -262,8 +261,7 @@ def test_codicodec_roundtrip_equals_the_package(small_codicodec, monkeypatch) ->
         expected = inference.decode_latent_inference(codes, trainer, "parallel", 32,
                                                      denoising_steps=codec.denoising_steps, device=cpu)
     out = codec.decode(batch[0])
-    assert (out.channels, out.frames, out.sample_rate) == (2, audio.frames, rate)
-    assert out.samples.dtype == np.float32 and np.isfinite(out.samples).all() and out.samples.std() > 0
+    check_decoded(out, audio, 2, rate)
     np.testing.assert_allclose(out.samples, expected.numpy()[:, : audio.frames], rtol=0, atol=1e-5)
     assert "torchaudio" not in sys.modules and importlib.util.find_spec("torchaudio") is None
 

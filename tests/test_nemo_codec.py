@@ -19,7 +19,7 @@ from hydra.utils import instantiate
 from codecbench.codecs.nemo_codec import NemoCodec
 from codecbench.errors import CodecbenchError, ConfigError
 
-from conftest import CODEC_DIR, REPO, check_codec_yaml_headers, compose
+from conftest import CODEC_DIR, REPO, check_codec_yaml_headers, compose, missing
 
 
 #: id -> (hub id, sample rate Hz, samples per frame, codebook size, FSQ levels, kbit/s the model card states)
@@ -104,7 +104,7 @@ def test_a_non_nemo_file_is_refused(tmp_path) -> None:
     path.write_bytes(b"not a nemo archive")
     codec = NemoCodec("nvidia/audio-codec-22khz", weights=str(path))
     if importlib.util.find_spec("torch") is None:
-        pytest.skip("torch is not installed")
+        missing("torch is not installed")
     with pytest.raises(ConfigError, match=r"expected a \.nemo file, a folder or a hub id, found the file .*model\.ckpt"):
         codec.weights_hash()
 

@@ -28,7 +28,7 @@ from codecbench.codecs.neural import TokenCodec, WeightsUnavailable, locate_weig
 from codecbench.errors import ConfigError
 from codecbench.store import read_json, read_rows
 
-from conftest import CODEC_DIR, check_codec_yaml_headers, compose, run_cli, write_audio
+from conftest import CODEC_DIR, check_codec_yaml_headers, check_decoded, compose, run_cli, write_audio
 
 
 #: id -> (sample rate Hz, channels, code frames/s of each codebook, codebook size, nominal kbit/s)
@@ -210,8 +210,7 @@ def test_roundtrip_at_random_weights(codec_id: str) -> None:
 
     decoded = [codec.decode(e) for e in singles]
     for audio, out in zip(audios, decoded):
-        assert (out.channels, out.frames, out.sample_rate) == (channels, audio.frames, rate)
-        assert out.samples.dtype == np.float32 and np.isfinite(out.samples).all() and out.samples.std() > 0
+        check_decoded(out, audio, channels, rate)
 
     # batching (causal codecs pad to the longest item; the others batch equal lengths only): the
     # same bits and codes as one by one but for rare floating-point ties (a batched convolution
