@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
 
 from codecbench.audio import Audio
 from codecbench.errors import CodecbenchError, ConfigError
@@ -156,23 +156,28 @@ class Task(ABC):
 
     # -- helpers for subclasses -------------------------------------------------
 
-    def compute_metrics(
-        self, item: Item, functions: dict[str, Callable[[], float]]
-    ) -> TaskRow:
-        """Run each applicable metric's function; record exceptions and non-finite values as failures."""
+    def compute_metrics(self, item: Item, functions: dict[str, Callable[..., float]], *args: Any) -> TaskRow:
+        """Call ``functions[name](*args)`` for each applicable metric; record exceptions and non-finite
+        values as failures.
+
+        ``args`` lets a task hand every metric the same inputs (one item's signals) through functions
+        built once, rather than new closures per item.
+        """
         row = TaskRow()
+        domain = item.domain
         for metric in self.metrics:
-            if not metric.applies_to(item.domain) or metric.name not in functions:
+            function = functions.get(metric.name)
+            if function is None or not metric.applies_to(domain):
                 continue
             try:
-                value = float(functions[metric.name]())
+                value = float(function(*args))
             except Exception as exc:  # every failure is kept, with its reason
                 row.failures[metric.name] = f"{type(exc).__name__}: {exc}".strip()
                 continue
-            if not math.isfinite(value):
-                row.failures[metric.name] = f"non-finite value {value!r}"
-            else:
+            if math.isfinite(value):
                 row.values[metric.name] = value
+            else:
+                row.failures[metric.name] = f"non-finite value {value!r}"
         return row
 
     # -- aggregation -------------------------------------------------------------

@@ -53,7 +53,6 @@ import importlib
 import math
 import warnings
 from dataclasses import dataclass
-from functools import partial
 from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 import numpy as np
@@ -176,6 +175,8 @@ class SignalPair:
     the item otherwise), so such input becomes a recorded failure, not a score.
     """
 
+    __slots__ = ("item_id", "sample_rate", "reference", "reconstruction", "_native", "_resampled", "_memo")
+
     def __init__(self, reference: Audio, reconstruction: Audio, item_id: str):
         if reference.sample_rate != reconstruction.sample_rate:
             raise AudioError(
@@ -195,10 +196,10 @@ class SignalPair:
         checked (``check_signal`` on the downmix) on the first request."""
         arrays = self._native
         if arrays is None:
-            arrays = self._native = (
-                self._checked_row(self.reference, "reference"),
-                self._checked_row(self.reconstruction, "reconstruction"),
-            )
+            reference, reconstruction = self.reference.mono(), self.reconstruction.mono()
+            check_signal(reference, "reference", of_item=self.item_id)
+            check_signal(reconstruction, "reconstruction", of_item=self.item_id)
+            arrays = self._native = (reference.samples[0], reconstruction.samples[0])
         return arrays
 
     def mono_at(self, sample_rate: int) -> tuple[np.ndarray, np.ndarray]:
@@ -211,12 +212,6 @@ class SignalPair:
                 resample(Audio(row[None, :], self.sample_rate), sample_rate).samples[0] for row in self.native()
             )
         return arrays
-
-    def _checked_row(self, audio: Audio, side: str) -> np.ndarray:
-        """``audio`` downmixed, as one 1-D row, after ``check_signal`` on the downmix."""
-        mono = audio.mono()
-        check_signal(mono, side, of_item=self.item_id)
-        return mono.samples[0]
 
     def memo(self, key: Any, compute: Callable[[], Any]) -> Any:
         """``compute()`` once per pair and ``key``: features several metrics share (STFTs, pitch tracks).
@@ -668,6 +663,7 @@ class SignalTask(Task):
         self._specs = _select(metrics)
         self._evaluators = {spec.name: spec.evaluator.info() for spec in self._specs}
         self._metrics = tuple(spec.declare() for spec in self._specs)
+        self._computes = {spec.name: spec.compute for spec in self._specs}
 
     @property
     def metrics(self) -> tuple[Metric, ...]:
@@ -682,5 +678,4 @@ class SignalTask(Task):
 
     def score(self, reference: Audio, reconstruction: Audio, item: Item) -> TaskRow:
         """Values of the metrics that apply to ``item.domain``; failures with their reasons."""
-        pair = SignalPair(reference, reconstruction, item.id)
-        return self.compute_metrics(item, {spec.name: partial(spec.compute, pair) for spec in self._specs})
+        return self.compute_metrics(item, self._computes, SignalPair(reference, reconstruction, item.id))
