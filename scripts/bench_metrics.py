@@ -1,4 +1,4 @@
-"""Throughput of each signal metric, through the task and called directly, on the demo speech.
+"""Throughput of each metric, through its task and called directly, on the demo speech.
 
 For every metric of the ``signal`` task: seconds of audio scored per second
 on one core (one thread: OpenMP / BLAS threads set to 1; see Timing below),
@@ -14,6 +14,16 @@ checks (finite, not silent), downmix and bookkeeping.
 Then lines for metric sets through the task: Codec-SUPERB's signal set (mel,
 STFT, waveform L1, PESQ, STOI, F0 correlation), the default of
 conf/task/signal.yaml, and all metrics.
+
+Last, the ``visqol`` and ``quality`` tasks' evaluators (``--predictors``),
+on the first ``--predictor-items`` items, as CPU time of all threads
+(``time.process_time``: onnxruntime runs its own thread pool): ViSQOL speech
+and audio mode next to ``visqol.VisqolApi``, DNSMOS and PLCMOS next to
+``speechmos``; see ``predictor_calls``. Their calls take 0.1-0.5 s and vary
+by several percent from call to call, so these lines end with their own
+resolution line; DNSMOS and PLCMOS vary more (seen here: PLCMOS +4% to +10%
+in one run of this script, +0.7% in another), as the task's and speechmos'
+onnxruntime sessions each keep a thread pool that spins after its runs.
 
 Reconstructions are the 45 demo speech items plus white noise at 20 dB SNR
 (fixed seed). Both are checked once when loaded (finite, not silent), as the
@@ -33,6 +43,7 @@ are not distinguishable from zero.
 A benchmark, not a test: it prints figures and asserts nothing.
 
     python scripts/bench_metrics.py [--repeats 5] [--metrics si_sdr,sdr,waveform_l1]
+        [--predictors visqol_speech,visqol_audio,dnsmos,plcmos] [--predictor-items 10]
 """
 
 from __future__ import annotations
@@ -47,7 +58,7 @@ from functools import partial
 from pathlib import Path
 from typing import Callable, Sequence
 
-THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS")
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS", "NUMBA_NUM_THREADS")
 
 #: Codec-SUPERB's signal metrics (SoundCodec/metrics.py: mel, stft, waveform, pesq, stoi, f0corr), as named here.
 CODEC_SUPERB_SET = ("mel_distance_codec_superb", "stft_distance", "waveform_l1", "pesq_wb", "stoi", "f0_corr")
@@ -60,8 +71,10 @@ MIN_SERIES_S = 1.0
 MAX_ROUNDS = 2000
 
 
-def item_seconds(series: Sequence[Sequence[Callable[[], object]]], repeats: int) -> list[float]:
-    """Seconds per series: the sum over items of the median time of one call on that item.
+def item_seconds(
+    series: Sequence[Sequence[Callable[[], object]]], repeats: int, clock: Callable[[], float] = time.perf_counter
+) -> list[float]:
+    """Seconds per series (by ``clock``): the sum over items of the median time of one call on that item.
 
     ``series[k][i]`` scores item ``i``; all series have one call per item.
     A round calls every series on item 0, then on item 1, and so on, the
@@ -69,7 +82,6 @@ def item_seconds(series: Sequence[Sequence[Callable[[], object]]], repeats: int)
     have been ``repeats`` and every series has used ``MIN_SERIES_S`` (at most
     ``MAX_ROUNDS``), and then to the end of the rotation's turn.
     """
-    clock = time.perf_counter
     count = len(series[0])
     times = [[[] for _ in range(count)] for _ in series]
     spent = [0.0] * len(series)
@@ -128,13 +140,18 @@ def checking(items) -> list[Callable[[], None]]:
     return [partial(check, Audio(r.samples, r.sample_rate), Audio(d.samples, d.sample_rate)) for _, r, d in items]
 
 
+def resampled(samples, rate: int, to: int):
+    """1-D ``samples`` at ``to`` Hz: soxr VHQ, as the tasks resample (a no-op at the same rate)."""
+    from codecbench.audio import Audio, resample
+
+    return resample(Audio(samples[None, :], rate), to).samples[0]
+
+
 def direct_calls(items) -> dict[str, list[Callable[[], object]]]:
     """Per metric and item, a function that scores the item by calling the evaluator directly."""
-    import numpy as np
     import pesq
     import pystoi
 
-    from codecbench.audio import Audio, resample
     from codecbench.tasks import mel_cepstrum, pitch, spectral_metrics, waveform_metrics
     from codecbench.tasks.signal import F0_RATE, PESQ_NB_RATE, PESQ_WB_RATE
 
@@ -143,16 +160,12 @@ def direct_calls(items) -> dict[str, list[Callable[[], object]]]:
     def over(arrays, function):
         return [partial(function, ref, deg, rate) for ref, deg, rate in arrays]
 
-    def at(samples: np.ndarray, rate: int, to: int) -> np.ndarray:
-        """``samples`` at ``to`` Hz: soxr VHQ, as the task resamples (a no-op at the same rate)."""
-        return resample(Audio(samples[None, :], rate), to).samples[0]
-
     def pesq_at(to: int, mode: str):
-        return over(native, lambda ref, deg, rate: pesq.pesq(to, at(ref, rate, to), at(deg, rate, to), mode))
+        return over(native, lambda ref, deg, rate: pesq.pesq(to, resampled(ref, rate, to), resampled(deg, rate, to), mode))
 
     def f0(measure):
         def resample_track_compare(ref, deg, rate):
-            ref8k, deg8k = at(ref, rate, F0_RATE), at(deg, rate, F0_RATE)
+            ref8k, deg8k = resampled(ref, rate, F0_RATE), resampled(deg, rate, F0_RATE)
             return measure(pitch.track_pitch(ref8k, F0_RATE), pitch.track_pitch(deg8k, F0_RATE))
 
         return over(native, resample_track_compare)
@@ -177,12 +190,65 @@ def direct_calls(items) -> dict[str, list[Callable[[], object]]]:
     }
 
 
+#: the visqol and quality tasks' evaluators, as ``--predictors`` names them.
+PREDICTORS = ("visqol_speech", "visqol_audio", "dnsmos", "plcmos")
+
+
+def predictor_calls(items, names: Sequence[str]) -> dict[str, tuple[list[Callable[[], object]], list[Callable[[], object]]]]:
+    """Per predictor in ``names``: (through its task, called directly) per item.
+
+    ViSQOL: ``VisqolTask(metrics=[name]).score`` next to a ``visqol.VisqolApi``
+    created as the task creates it (lattice model in speech mode), measuring
+    the arrays resampled to the mode's rate (48 kHz for audio mode) by soxr.
+    DNSMOS / PLCMOS: ``QualityTask(scores=<the predictor's scores>).score``
+    next to ``speechmos.dnsmos.run`` / ``speechmos.plcmos.run`` on the
+    reconstruction. The task keeps each reference's scores for the run (one
+    pass, untimed, fills them), so per further codec it scores the
+    reconstruction alone: that is the call timed.
+    """
+    import numpy as np
+
+    from codecbench.tasks.quality import RATE, SCORES, QualityTask
+    from codecbench.tasks.visqol import MODES, SEARCH_WINDOW, VisqolTask
+
+    out = {}
+    for mode in (mode for mode in MODES if mode.name in names):
+        from visqol import VisqolApi
+
+        api = VisqolApi()
+        options = {"use_lattice_model": True} if mode.mode == "speech" else {}
+        api.create(mode=mode.mode, search_window=SEARCH_WINDOW, **options)
+
+        def measure(ref, deg, rate, api=api, to=mode.sample_rate):
+            return api.measure_from_arrays(resampled(ref, rate, to), resampled(deg, rate, to), to).moslqo
+
+        direct = [partial(measure, r.mono().samples[0], d.mono().samples[0], r.sample_rate) for _, r, d in items]
+        out[mode.name] = (through(VisqolTask(metrics=[mode.name]), items), direct)
+    for predictor in (name for name in ("dnsmos", "plcmos") if name in names):
+        import speechmos.dnsmos
+        import speechmos.plcmos
+
+        run = {"dnsmos": speechmos.dnsmos.run, "plcmos": speechmos.plcmos.run}[predictor]
+        # in range once, untimed: speechmos refuses |x| > 1, which the task clips
+        inputs = [np.clip(resampled(d.mono().samples[0], d.sample_rate, RATE), -1.0, 1.0) for _, _, d in items]
+        task = QualityTask(scores=[score.name for score in SCORES if score.predictor == predictor])
+        task_calls = through(task, items)
+        for call in task_calls:
+            call()
+        out[predictor] = (task_calls, [partial(run, samples, RATE) for samples in inputs])
+    return out
+
+
+def through(task, items) -> list[Callable[[], object]]:
+    """Per item, ``task.score`` on it."""
+    return [partial(task.score, reference, reconstruction, item) for item, reference, reconstruction in items]
+
+
 def through_task(items, names) -> list[Callable[[], object]]:
     """Per item, ``SignalTask(metrics=names).score`` on it."""
     from codecbench.tasks.signal import SignalTask
 
-    task = SignalTask(metrics=list(names))
-    return [partial(task.score, reference, reconstruction, item) for item, reference, reconstruction in items]
+    return through(SignalTask(metrics=list(names)), items)
 
 
 def default_metrics() -> list[str]:
@@ -197,7 +263,15 @@ def default_metrics() -> list[str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5, help="least number of calls per item and figure")
-    parser.add_argument("--metrics", default=None, help="metric names, comma-separated (default: all)")
+    parser.add_argument("--metrics", default=None, help="signal metric names, comma-separated (default: all)")
+    parser.add_argument(
+        "--predictors",
+        default=",".join(PREDICTORS),
+        help=f"visqol / quality evaluators, comma-separated, from {', '.join(PREDICTORS)} (default: all; '' for none)",
+    )
+    parser.add_argument(
+        "--predictor-items", type=int, default=10, help="demo speech items the predictors are timed on (0.1-0.5 s each)"
+    )
     args = parser.parse_args()
     for variable in THREAD_VARIABLES:
         os.environ[variable] = "1"
@@ -210,6 +284,10 @@ def main() -> None:
     unknown = sorted(set(names) - set(METRIC_NAMES))
     if unknown:
         parser.error(f"unknown metric(s) {', '.join(unknown)}; expected names from {', '.join(METRIC_NAMES)}")
+    predictors = [name for name in args.predictors.split(",") if name]
+    unknown = sorted(set(predictors) - set(PREDICTORS))
+    if unknown:
+        parser.error(f"unknown predictor(s) {', '.join(unknown)}; expected names from {', '.join(PREDICTORS)}")
     rates = {metric.name: metric.sample_rate for metric in SignalTask().metrics}
     items = load_speech()
     audio_s = sum(reference.duration for _, reference, _ in items)
@@ -246,6 +324,33 @@ def main() -> None:
     ):
         (task_s,) = item_seconds([through_task(items, names)], args.repeats)
         print(f"{label:32s} {audio_s / task_s:6.0f}x  ({task_s:.2f} s): {', '.join(names)}")
+    if predictors:
+        print_predictors(items[: args.predictor_items], predictors, args.repeats)
+
+
+def print_predictors(items, names: Sequence[str], repeats: int) -> None:
+    """The visqol and quality tasks' lines: CPU time, as onnxruntime runs its own threads."""
+    audio_s = sum(reference.duration for _, reference, _ in items)
+    calls = predictor_calls(items, names)
+    print()
+    print(
+        f"visqol and quality tasks on the first {len(items)} items ({audio_s:.1f} s of audio), in x real time per "
+        f"CPU second (all threads: time.process_time); quality: the reference's scores kept, as after a run's first codec"
+    )
+    print(f"{'evaluator':26s} {'task':>8s} {'direct':>8s} {'overhead':>9s} {'ms/item':>8s}")
+    for name in names:
+        task_calls, direct = calls[name]
+        task_s, direct_s = item_seconds([task_calls, direct], repeats, clock=time.process_time)
+        print(
+            f"{name:26s} {audio_s / task_s:7.1f}x {audio_s / direct_s:7.1f}x "
+            f"{100 * (task_s - direct_s) / direct_s:8.1f}% {1e3 * (task_s - direct_s) / len(items):8.2f}"
+        )
+    direct = calls[names[0]][1]
+    first, second = item_seconds([direct, direct], repeats, clock=time.process_time)
+    print(
+        f"{'resolution: ' + names[0] + ' direct vs itself':44s} {100 * (second - first) / first:+6.1f}%  "
+        f"{1e3 * (second - first) / len(items):+.2f} ms per item"
+    )
 
 
 if __name__ == "__main__":
