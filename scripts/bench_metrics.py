@@ -21,8 +21,8 @@ on the first ``--predictor-items`` items, as CPU time of all threads
 and audio mode next to ``visqol.VisqolApi``, DNSMOS and PLCMOS next to
 ``speechmos``; see ``predictor_calls``. Their calls take 0.1-0.5 s and vary
 by several percent from call to call, so these lines end with their own
-resolution line; DNSMOS and PLCMOS vary more (seen here: PLCMOS +4% to +10%
-in one run of this script, +0.7% in another), as the task's and speechmos'
+resolution line; DNSMOS and PLCMOS vary more (seen here: PLCMOS's overhead
+from +0.7% to +10.4% over five runs), as the task's and speechmos'
 onnxruntime sessions each keep a thread pool that spins after its runs.
 
 Reconstructions are the 45 demo speech items plus white noise at 20 dB SNR
