@@ -54,7 +54,7 @@ class Audio:
 
     def mono(self) -> Audio:
         """Mean over channels (a no-op for mono)."""
-        if self.samples.shape[0] == 1:
+        if self.channels == 1:
             return self
         return Audio(self.samples.mean(axis=0, keepdims=True), self.sample_rate)
 

@@ -77,11 +77,8 @@ from pathlib import Path
 from codecbench.codecs.neural import (
     TokenCodec,
     import_torch,
-    resolve_device,
-    resolve_dtype,
     split_codes,
     stack_codes,
-    state_dict_sha256,
 )
 from codecbench.errors import ConfigError, missing_extra
 
@@ -220,22 +217,19 @@ class NemoCodec(TokenCodec):
 
         return _nemo_model_class()(cfg=OmegaConf.create(arch))
 
-    def model(self):
-        """As TokenCodec.model, and ``weights`` may also name a ``.nemo`` file (source ``file:<path>``)."""
+    def locate(self) -> tuple[Path, str]:
+        """As TokenCodec.locate, and ``weights`` may also name a ``.nemo`` file (source ``file:<path>``)."""
         path = Path(os.path.expanduser(self.weights))
-        if self._model is not None or self.random_init or not path.is_file():
-            return super().model()
-        device, dtype = resolve_device(self.device), resolve_dtype(self.dtype)
+        if not path.is_file():
+            return super().locate()
         if path.suffix != ".nemo":
             raise ConfigError(f"nemo weights: expected a .nemo file, a folder or a hub id, found the file {path}")
-        model = self._restore(path)
-        self._check_layout(self.loaded_arch(model), path)
-        self._weights_hash = state_dict_sha256(model)
-        self._weights_source = f"file:{path.resolve()}"
-        self._model = model.to(device=device, dtype=dtype).eval()
-        return self._model
+        return path.resolve(), f"file:{path.resolve()}"
 
     def load_folder(self, folder: Path):
+        """The model from a .nemo file (``locate``), an extracted .nemo folder or a folder holding a .nemo."""
+        if folder.is_file():
+            return self._restore(folder)
         if (folder / CONFIG_FILE).is_file() and (folder / WEIGHTS_FILE).is_file():
             return self._restore(folder)
         files = sorted(folder.glob("*.nemo"))

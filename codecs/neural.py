@@ -443,8 +443,7 @@ class TokenCodec(Codec):
                 model = self.build_random(self.arch)
             source = f"random:seed={self.seed} (NOT trained weights)"
         else:
-            folder, source = locate_weights(self.weights, self.revision, self.family, self.hub_timeout,
-                                            self.WEIGHT_FILES)
+            folder, source = self.locate()
             try:
                 model = self.load_folder(folder)
             except CodecbenchError:
@@ -458,6 +457,10 @@ class TokenCodec(Codec):
         self._weights_source = source
         self._model = model.to(device=device, dtype=dtype).eval()
         return self._model
+
+    def locate(self) -> tuple[Path, str]:
+        """Where the trained weights are, and their source: ``locate_weights`` of ``weights`` (a folder or a hub id)."""
+        return locate_weights(self.weights, self.revision, self.family, self.hub_timeout, self.WEIGHT_FILES)
 
     def _check_layout(self, loaded: dict, folder: Path) -> None:
         expected, found = self.layout(self.arch), self.layout(loaded)

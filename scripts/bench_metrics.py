@@ -273,6 +273,8 @@ def main() -> None:
         "--predictor-items", type=int, default=10, help="demo speech items the predictors are timed on (0.1-0.5 s each)"
     )
     args = parser.parse_args()
+    if args.repeats < 1 or args.predictor_items < 1:
+        parser.error(f"expected --repeats and --predictor-items >= 1, found {args.repeats} and {args.predictor_items}")
     for variable in THREAD_VARIABLES:
         os.environ[variable] = "1"
     if "numpy" in sys.modules:
